@@ -1,0 +1,1 @@
+"""Media adapters (WebRTC peers, encoded-frame relay, recording, ffmpeg jobs); never imports server."""

@@ -1,0 +1,1 @@
+"""Showroom: self-hosted live shopping and shoppable video server."""

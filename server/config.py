@@ -1,0 +1,257 @@
+"""Settings: one frozen, validated object built from the environment and passed in, never global."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from server.domain.money import SUPPORTED_CURRENCIES
+from server.domain.text import SUPPORTED_LOCALES
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be between 1 and 65535")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return raw
+
+    return parse
+
+
+def _database_url(raw: str) -> str:
+    # Operators paste plain PostgreSQL URLs; the async driver is an implementation detail.
+    for plain in ("postgres://", "postgresql://"):
+        if raw.startswith(plain):
+            return "postgresql+asyncpg://" + raw[len(plain) :]
+    if raw.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        return raw
+    raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+
+
+def _redis_url(raw: str) -> str | None:
+    if raw == "":
+        return None
+    if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return raw
+
+
+def _public_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _secret(raw: str) -> str:
+    if len(raw) < 32:
+        raise ValueError("must be at least 32 characters")
+    return raw
+
+
+def _optional_secret(raw: str) -> str | None:
+    return _secret(raw) if raw else None
+
+
+def _log_level(raw: str) -> str:
+    return _choice("DEBUG", "INFO", "WARNING", "ERROR")(raw.upper())
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One environment variable: where it goes, how it is parsed and what it means."""
+
+    env: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: str | None
+    meaning: str
+
+
+# The single list of settings: Settings.from_env reads it and the README table documents it
+# (a test checks that every variable here appears in README.md).
+SETTINGS: tuple[Setting, ...] = (
+    Setting("SHOWROOM_HOST", "host", str, "127.0.0.1", "Interface the server listens on."),
+    Setting("SHOWROOM_PORT", "port", _port, "8080", "TCP port the server listens on."),
+    Setting(
+        "SHOWROOM_PUBLIC_URL",
+        "public_url",
+        _public_url,
+        None,
+        "Absolute URL viewers reach the server at; used in printed links and to mark the guest "
+        "cookie Secure when https. Default: http://HOST:PORT.",
+    ),
+    Setting(
+        "SHOWROOM_DATA_DIR",
+        "data_dir",
+        Path,
+        "data",
+        "Directory for the SQLite database, the generated secret key and media files.",
+    ),
+    Setting(
+        "DATABASE_URL",
+        "database_url",
+        _database_url,
+        None,
+        "sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB (postgresql:// is "
+        "accepted). Default: SQLite file DATA_DIR/showroom.db.",
+    ),
+    Setting(
+        "REDIS_URL",
+        "redis_url",
+        _redis_url,
+        "",
+        "Redis for multi-node deployments. When set, /readyz also checks Redis. Empty: none.",
+    ),
+    Setting(
+        "SHOWROOM_SECRET_KEY",
+        "secret_key",
+        _secret,
+        None,
+        "Server secret (32+ characters) signing guest cookies. Default: generated once and kept "
+        "in DATA_DIR/secret.key. Every node of one deployment needs the same value.",
+    ),
+    Setting(
+        "SHOWROOM_VIEWER_JWT_SECRET",
+        "viewer_jwt_secret",
+        _optional_secret,
+        "",
+        "Secret (32+ characters) shared with the brand, which signs viewer JWTs (HS256, claims "
+        "sub, name, exp). Empty: viewer JWTs are refused and viewers join as guests.",
+    ),
+    Setting(
+        "SHOWROOM_MAX_BODY_BYTES",
+        "max_body_bytes",
+        _positive_int,
+        "1048576",
+        "Largest JSON request body accepted; larger bodies answer 413.",
+    ),
+    Setting(
+        "SHOWROOM_MAX_IMPORT_BYTES",
+        "max_import_bytes",
+        _positive_int,
+        "10485760",
+        "Largest product import file (CSV or JSON) accepted; larger files answer 413.",
+    ),
+    Setting(
+        "SHOWROOM_DEFAULT_CURRENCY",
+        "default_currency",
+        _choice(*sorted(SUPPORTED_CURRENCIES)),
+        "HKD",
+        "Currency of new shows and products when the request names none.",
+    ),
+    Setting(
+        "SHOWROOM_DEFAULT_LOCALE",
+        "default_locale",
+        _choice(*SUPPORTED_LOCALES),
+        "zh-HK",
+        "Locale of new shows when the request names none.",
+    ),
+    Setting(
+        "SHOWROOM_LOG_FORMAT",
+        "log_format",
+        _choice("text", "json"),
+        "text",
+        "text: one readable line per request; json: one JSON object per line.",
+    ),
+    Setting("SHOWROOM_LOG_LEVEL", "log_level", _log_level, "INFO", "DEBUG, INFO, WARNING, ERROR."),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    secret_key: str
+    database_url: str
+    public_url: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    redis_url: str | None = None
+    viewer_jwt_secret: str | None = None
+    max_body_bytes: int = 1_048_576
+    max_import_bytes: int = 10_485_760
+    default_currency: str = "HKD"
+    default_locale: str = "zh-HK"
+    log_format: str = "text"
+    log_level: str = "INFO"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse every setting; the first invalid one raises SettingsError naming its variable."""
+        env = os.environ if environ is None else environ
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            assert setting.attr in known, setting.attr
+            raw = env.get(setting.env, setting.default)
+            if raw is None:
+                continue
+            try:
+                values[setting.attr] = setting.parse(raw.strip())
+            except ValueError as exc:
+                reason = str(exc) if not str(exc).startswith("invalid literal") else "not a number"
+                raise SettingsError(f"{setting.env}={raw!r}: {reason}") from None
+        data_dir: Path = values.setdefault("data_dir", Path("data"))
+        values.setdefault("database_url", f"sqlite+aiosqlite:///{data_dir / 'showroom.db'}")
+        values.setdefault(
+            "public_url", f"http://{values.get('host', '127.0.0.1')}:{values.get('port', 8080)}"
+        )
+        if "secret_key" not in values:
+            values["secret_key"] = _stored_secret(data_dir)
+        return cls(**values)
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """The generated secret kept beside the data, so a restart keeps guest cookies valid."""
+    path = data_dir / "secret.key"
+    try:
+        stored = path.read_text().strip()
+    except FileNotFoundError:
+        stored = ""
+    except OSError as exc:
+        raise SettingsError(
+            f"SHOWROOM_SECRET_KEY is unset and {path} is unreadable: {exc}"
+        ) from None
+    if len(stored) >= 32:
+        return stored
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        path.write_text(value + "\n")
+        path.chmod(0o600)
+    except OSError as exc:
+        raise SettingsError(
+            f"SHOWROOM_SECRET_KEY is unset and {path} is unwritable: {exc}"
+        ) from None
+    return value

@@ -1,0 +1,1 @@
+"""Pure, synchronous shop rules on dataclasses: no aiohttp, SQLAlchemy or asyncio here."""

@@ -1,0 +1,31 @@
+"""The web pages (studio, watch, admin): static files from web/, no build step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+PAGES = {
+    "/admin": "admin.html",
+    "/studio/{show_id}": "studio.html",
+    "/watch/{show_id}": "watch.html",
+}
+
+
+def add_pages(app: web.Application, web_dir: Path) -> None:
+    for path, filename in PAGES.items():
+        app.router.add_get(path, _page(web_dir / filename), name=f"page:{filename}")
+
+    async def home(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/admin")
+
+    app.router.add_get("/", home, name="page:home")
+    app.router.add_static("/web/", web_dir, name="web")
+
+
+def _page(file: Path):  # type: ignore[no-untyped-def]
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(file, headers={"Cache-Control": "no-cache"})
+
+    return serve

@@ -1,0 +1,339 @@
+"""The route table: every HTTP operation, who may call it, and what it takes and answers."""
+
+from __future__ import annotations
+
+from server.domain.catalog import ProductStatus
+from server.domain.shows import ShowState
+from server.http import catalog, identity, shows, system
+from server.http.contract import ADMIN, ANYONE, STAFF, Operation, Param
+
+LIMIT = Param(
+    "limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."
+)
+OFFSET = Param("offset", {"type": "integer", "minimum": 0, "default": 0}, "Items to skip.")
+
+
+def _ok(schema: str, description: str = "OK") -> dict[int, tuple[str, str | None]]:
+    return {200: (description, schema)}
+
+
+OPERATIONS: list[Operation] = [
+    # --- operations -------------------------------------------------------------------------
+    Operation(
+        "GET",
+        "/healthz",
+        system.healthz,
+        "getHealth",
+        "Check the process is up",
+        "system",
+        _ok("Health"),
+    ),
+    Operation(
+        "GET",
+        "/readyz",
+        system.readyz,
+        "getReadiness",
+        "Check backing services",
+        "system",
+        {200: ("Ready", "Readiness"), 503: ("A backing service is down", "Readiness")},
+    ),
+    Operation(
+        "GET",
+        "/metrics",
+        system.metrics,
+        "getMetrics",
+        "Read Prometheus metrics",
+        "system",
+        {200: ("Prometheus text exposition", None)},
+        response_type="text/plain",
+    ),
+    Operation(
+        "GET",
+        "/api/openapi.json",
+        system.openapi,
+        "getOpenApi",
+        "Read this document",
+        "system",
+        {200: ("OpenAPI 3.1", None)},
+    ),
+    # --- shows ------------------------------------------------------------------------------
+    Operation(
+        "POST",
+        "/api/v1/shows",
+        shows.create_show,
+        "createShow",
+        "Schedule a show",
+        "shows",
+        {201: ("Scheduled", "Show")},
+        roles=ADMIN,
+        body="ShowCreate",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/shows",
+        shows.list_shows,
+        "listShows",
+        "List shows",
+        "shows",
+        _ok("ShowPage"),
+        roles=ANYONE,
+        query=(
+            Param(
+                "state",
+                {
+                    "type": "array",
+                    "items": {"type": "string", "enum": [s.value for s in ShowState]},
+                },
+                "Only shows in these states.",
+                many=True,
+            ),
+            LIMIT,
+            OFFSET,
+        ),
+        description="Soonest scheduled start first. A host token for one show lists that show only.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/shows/{show_id}",
+        shows.get_show,
+        "getShow",
+        "Read a show",
+        "shows",
+        _ok("Show"),
+        roles=ANYONE,
+    ),
+    Operation(
+        "PATCH",
+        "/api/v1/shows/{show_id}",
+        shows.update_show,
+        "updateShow",
+        "Edit a show",
+        "shows",
+        {**_ok("Show"), 409: ("The field cannot change in this state", "Problem")},
+        roles=ADMIN,
+        body="ShowUpdate",
+        description="Schedule, host, locale and currency change only while scheduled; "
+        "title and description until the show ends.",
+    ),
+    Operation(
+        "POST",
+        "/api/v1/shows/{show_id}/start",
+        shows.start_show,
+        "startShow",
+        "Go live",
+        "shows",
+        {**_ok("Show"), 409: ("The show is not scheduled", "Problem")},
+        roles=STAFF,
+        host_scoped=True,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/shows/{show_id}/end",
+        shows.end_show,
+        "endShow",
+        "End a live show",
+        "shows",
+        {**_ok("Show"), 409: ("The show is not live", "Problem")},
+        roles=STAFF,
+        host_scoped=True,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/shows/{show_id}/cancel",
+        shows.cancel_show,
+        "cancelShow",
+        "Cancel a scheduled show",
+        "shows",
+        {**_ok("Show"), 409: ("The show is not scheduled", "Problem")},
+        roles=ADMIN,
+    ),
+    # --- catalog ----------------------------------------------------------------------------
+    Operation(
+        "POST",
+        "/api/v1/products",
+        catalog.create_product,
+        "createProduct",
+        "Create a product",
+        "catalog",
+        {201: ("Created", "Product"), 409: ("The SKU exists", "Problem")},
+        roles=ADMIN,
+        body="ProductCreate",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/products",
+        catalog.list_products,
+        "listProducts",
+        "List products",
+        "catalog",
+        _ok("ProductPage"),
+        roles=ANYONE,
+        query=(
+            Param(
+                "q",
+                {"type": "string", "minLength": 1, "maxLength": 100},
+                "Search SKU and titles in every locale (case-insensitive).",
+            ),
+            Param(
+                "status",
+                {
+                    "type": "array",
+                    "items": {"type": "string", "enum": [s.value for s in ProductStatus]},
+                },
+                "Only these statuses (staff only; others see active products).",
+                many=True,
+            ),
+            LIMIT,
+            OFFSET,
+        ),
+        description="Ordered by SKU. Deleted products never appear.",
+    ),
+    Operation(
+        "POST",
+        "/api/v1/products/import",
+        catalog.import_products,
+        "importProducts",
+        "Import products",
+        "catalog",
+        {
+            200: ("Imported (or checked, with dry_run)", "ImportReport"),
+            422: ("Rows have errors; nothing was written", "Problem"),
+        },
+        roles=ADMIN,
+        query=(
+            Param(
+                "valid_only",
+                {"type": "boolean", "default": False},
+                "Import the valid rows even when others have errors.",
+            ),
+            Param(
+                "dry_run",
+                {"type": "boolean", "default": False},
+                "Check the file and report, writing nothing.",
+            ),
+        ),
+        raw_body={
+            "text/csv": {
+                "type": "string",
+                "description": "Columns: sku, title_zh_hk, "
+                "title_zh_cn, title_en, description_zh_hk, description_zh_cn, "
+                "description_en, price (major units, e.g. 199.00), "
+                "compare_at_price, currency, image_url, stock, status",
+            },
+            "application/json": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/ProductCreate"},
+            },
+        },
+        description="Creates new SKUs and replaces existing ones (stock included). A file "
+        "with any error writes nothing unless valid_only=true.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/products/{sku}",
+        catalog.get_product,
+        "getProduct",
+        "Read a product",
+        "catalog",
+        _ok("Product"),
+        roles=ANYONE,
+    ),
+    Operation(
+        "PATCH",
+        "/api/v1/products/{sku}",
+        catalog.update_product,
+        "updateProduct",
+        "Edit a product",
+        "catalog",
+        _ok("Product"),
+        roles=ADMIN,
+        body="ProductUpdate",
+    ),
+    Operation(
+        "DELETE",
+        "/api/v1/products/{sku}",
+        catalog.delete_product,
+        "deleteProduct",
+        "Delete a product",
+        "catalog",
+        {204: ("Deleted (soft: history keeps it)", None)},
+        roles=ADMIN,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/products/{sku}/stock",
+        catalog.adjust_stock,
+        "adjustStock",
+        "Adjust stock",
+        "catalog",
+        {**_ok("Product"), 409: ("Stock would go below zero", "Problem")},
+        roles=ADMIN,
+        body="StockAdjustment",
+    ),
+    # --- identity ---------------------------------------------------------------------------
+    Operation(
+        "POST",
+        "/api/v1/api-keys",
+        identity.create_api_key,
+        "createApiKey",
+        "Create an API key or host token",
+        "identity",
+        {201: ("Created", "ApiKeyCreated")},
+        roles=ADMIN,
+        body="ApiKeyCreate",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/api-keys",
+        identity.list_api_keys,
+        "listApiKeys",
+        "List API keys",
+        "identity",
+        _ok("ApiKeyList"),
+        roles=ADMIN,
+    ),
+    Operation(
+        "DELETE",
+        "/api/v1/api-keys/{key_id}",
+        identity.revoke_api_key,
+        "revokeApiKey",
+        "Revoke an API key",
+        "identity",
+        {204: ("Revoked", None)},
+        roles=ADMIN,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/guest-session",
+        identity.start_guest_session,
+        "startGuestSession",
+        "Start a guest session",
+        "identity",
+        {
+            200: ("The guest cookie sent is valid", "GuestSession"),
+            201: ("A new guest cookie is set", "GuestSession"),
+        },
+    ),
+    Operation(
+        "GET",
+        "/api/v1/me",
+        identity.who_am_i,
+        "getMe",
+        "Identify the caller",
+        "identity",
+        _ok("Me"),
+        roles=ANYONE,
+        description="For a viewer token, also registers the member on first sight.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/members",
+        identity.list_members,
+        "listMembers",
+        "List members",
+        "identity",
+        _ok("MemberPage"),
+        roles=ADMIN,
+        query=(LIMIT, OFFSET),
+    ),
+]

@@ -1,0 +1,313 @@
+"""JSON Schemas (2020-12) of every request and response body: the API's contract.
+
+The same schemas validate requests at run time, appear in /api/openapi.json, and check
+responses in the tests, so the document cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.domain.catalog import (
+    DESCRIPTION_MAX,
+    IMAGE_URL_MAX,
+    MAX_STOCK,
+    TITLE_MAX,
+    ProductStatus,
+)
+from server.domain.money import MAX_AMOUNT_MINOR, SUPPORTED_CURRENCIES
+from server.domain.shows import ShowState
+from server.domain.text import SUPPORTED_LOCALES
+from server.services import shows as show_rules
+from server.services.identity import Role
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def page_of(item: str) -> Schema:
+    return {
+        "type": "object",
+        "required": ["items", "total", "limit", "offset"],
+        "additionalProperties": False,
+        "properties": {
+            "items": {"type": "array", "items": ref(item)},
+            "total": {"type": "integer", "minimum": 0},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    }
+
+
+UUID: Schema = {"type": "string", "format": "uuid"}
+DATE_TIME: Schema = {"type": "string", "format": "date-time"}
+SKU: Schema = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+CURRENCY: Schema = {"type": "string", "enum": sorted(SUPPORTED_CURRENCIES)}
+LOCALE: Schema = {"type": "string", "enum": list(SUPPORTED_LOCALES)}
+
+
+def localized(max_length: int) -> Schema:
+    return {
+        "type": "object",
+        "description": "Text per locale: " + ", ".join(SUPPORTED_LOCALES),
+        "propertyNames": {"enum": list(SUPPORTED_LOCALES)},
+        "additionalProperties": {"type": "string", "maxLength": max_length},
+    }
+
+
+_SHOW_FIELDS: Schema = {
+    "title": {"type": "string", "minLength": 1, "maxLength": show_rules.TITLE_MAX},
+    "description": {"type": "string", "maxLength": show_rules.DESCRIPTION_MAX},
+    "scheduled_start": {
+        **DATE_TIME,
+        "description": "ISO 8601 with an offset, e.g. 2026-12-01T12:00:00Z",
+    },
+    "host_name": {"type": "string", "maxLength": show_rules.HOST_NAME_MAX},
+    "locale": LOCALE,
+    "currency": CURRENCY,
+}
+
+_PRODUCT_FIELDS: Schema = {
+    "sku": SKU,
+    "title": localized(TITLE_MAX),
+    "description": localized(DESCRIPTION_MAX),
+    "price": ref("Money"),
+    "compare_at_price": nullable(ref("Money")),
+    "image_url": nullable({"type": "string", "maxLength": IMAGE_URL_MAX}),
+    "stock": {"type": "integer", "minimum": 0, "maximum": MAX_STOCK},
+    "status": {"type": "string", "enum": [s.value for s in ProductStatus]},
+}
+
+SCHEMAS: dict[str, Schema] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details.",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": {
+                        "field": {"type": ["string", "null"]},
+                        "message": {"type": "string"},
+                        "row": {"type": "integer"},
+                        "sku": {"type": ["string", "null"]},
+                    },
+                },
+            },
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"const": "ok"}},
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"enum": ["ok", "unavailable"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "Money": {
+        "type": "object",
+        "description": "An amount in integer minor units (cents) and its ISO 4217 currency.",
+        "required": ["amount_minor", "currency"],
+        "additionalProperties": False,
+        "properties": {
+            "amount_minor": {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT_MINOR},
+            "currency": CURRENCY,
+        },
+    },
+    "Show": {
+        "type": "object",
+        "required": [
+            "id",
+            "title",
+            "description",
+            "scheduled_start",
+            "state",
+            "host_name",
+            "locale",
+            "currency",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "ended_at",
+            "cancelled_at",
+            "links",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            **_SHOW_FIELDS,
+            "id": UUID,
+            "state": {"type": "string", "enum": [s.value for s in ShowState]},
+            "created_at": DATE_TIME,
+            "updated_at": DATE_TIME,
+            "started_at": nullable(DATE_TIME),
+            "ended_at": nullable(DATE_TIME),
+            "cancelled_at": nullable(DATE_TIME),
+            "links": {
+                "type": "object",
+                "required": ["watch", "studio"],
+                "properties": {"watch": {"type": "string"}, "studio": {"type": "string"}},
+            },
+        },
+    },
+    "ShowCreate": {
+        "type": "object",
+        "required": ["title", "scheduled_start"],
+        "additionalProperties": False,
+        "properties": _SHOW_FIELDS,
+    },
+    "ShowUpdate": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": _SHOW_FIELDS,
+    },
+    "ShowPage": page_of("Show"),
+    "Product": {
+        "type": "object",
+        "required": [*_PRODUCT_FIELDS, "id", "created_at", "updated_at"],
+        "additionalProperties": False,
+        "properties": {
+            **_PRODUCT_FIELDS,
+            "id": UUID,
+            "created_at": DATE_TIME,
+            "updated_at": DATE_TIME,
+        },
+    },
+    "ProductCreate": {
+        "type": "object",
+        "required": ["sku", "title", "price"],
+        "additionalProperties": False,
+        "properties": _PRODUCT_FIELDS,
+    },
+    "ProductUpdate": {
+        "type": "object",
+        "description": "Any product field but sku (the product's key) and stock (use /stock).",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {k: v for k, v in _PRODUCT_FIELDS.items() if k not in ("sku", "stock")},
+    },
+    "ProductPage": page_of("Product"),
+    "StockAdjustment": {
+        "type": "object",
+        "description": "Either add `delta` (negative removes) or `set` the count.",
+        "additionalProperties": False,
+        "properties": {
+            "delta": {"type": "integer", "minimum": -MAX_STOCK, "maximum": MAX_STOCK},
+            "set": {"type": "integer", "minimum": 0, "maximum": MAX_STOCK},
+        },
+        "oneOf": [{"required": ["delta"]}, {"required": ["set"]}],
+    },
+    "ImportReport": {
+        "type": "object",
+        "required": ["rows", "created", "updated", "written", "errors"],
+        "additionalProperties": False,
+        "properties": {
+            "rows": {"type": "integer"},
+            "created": {"type": "integer"},
+            "updated": {"type": "integer"},
+            "written": {"type": "boolean"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["row", "sku", "field", "message"],
+                    "properties": {
+                        "row": {"type": "integer"},
+                        "sku": {"type": ["string", "null"]},
+                        "field": {"type": ["string", "null"]},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "ApiKey": {
+        "type": "object",
+        "required": ["id", "role", "show_id", "name", "prefix", "created_at", "revoked_at"],
+        "additionalProperties": False,
+        "properties": {
+            "id": UUID,
+            "role": {"enum": [Role.ADMIN.value, Role.HOST.value]},
+            "show_id": nullable(UUID),
+            "name": {"type": "string"},
+            "prefix": {"type": "string", "description": "First characters, to recognise a key."},
+            "created_at": DATE_TIME,
+            "revoked_at": nullable(DATE_TIME),
+        },
+    },
+    "ApiKeyCreate": {
+        "type": "object",
+        "required": ["role"],
+        "additionalProperties": False,
+        "properties": {
+            "role": {"enum": [Role.ADMIN.value, Role.HOST.value]},
+            "show_id": {**nullable(UUID), "description": "Host tokens only: limit to one show."},
+            "name": {"type": "string", "maxLength": 100},
+        },
+    },
+    "ApiKeyCreated": {
+        "type": "object",
+        "required": ["key", "token"],
+        "additionalProperties": False,
+        "properties": {
+            "key": ref("ApiKey"),
+            "token": {"type": "string", "description": "The secret; shown only this once."},
+        },
+    },
+    "ApiKeyList": {
+        "type": "object",
+        "required": ["items"],
+        "additionalProperties": False,
+        "properties": {"items": {"type": "array", "items": ref("ApiKey")}},
+    },
+    "Member": {
+        "type": "object",
+        "required": ["id", "external_id", "display_name", "created_at"],
+        "additionalProperties": False,
+        "properties": {
+            "id": UUID,
+            "external_id": {"type": "string", "description": "The brand's member id (JWT sub)."},
+            "display_name": {"type": "string"},
+            "created_at": DATE_TIME,
+        },
+    },
+    "MemberPage": page_of("Member"),
+    "Me": {
+        "type": "object",
+        "required": ["role", "subject", "name", "show_id", "member"],
+        "additionalProperties": False,
+        "properties": {
+            "role": {"enum": [r.value for r in Role]},
+            "subject": {"type": "string"},
+            "name": {"type": "string"},
+            "show_id": nullable(UUID),
+            "member": nullable(ref("Member")),
+        },
+    },
+    "GuestSession": {
+        "type": "object",
+        "required": ["guest_id"],
+        "additionalProperties": False,
+        "properties": {"guest_id": {"type": "string"}},
+    },
+}

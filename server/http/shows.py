@@ -1,0 +1,98 @@
+"""Show handlers: parse, call a service, answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from server.domain.shows import ShowAction, ShowState
+from server.http import views
+from server.http.contract import BODY, PATH, PRINCIPAL, QUERY
+from server.http.problems import Problem
+from server.keys import DATABASE, SETTINGS
+from server.services import shows
+from server.services.identity import Role
+
+
+def _fields(body: dict[str, Any]) -> dict[str, Any]:
+    fields = dict(body)
+    if "scheduled_start" in fields:
+        raw = fields["scheduled_start"]
+        try:
+            start = datetime.fromisoformat(raw)
+        except ValueError:
+            raise Problem.invalid("scheduled_start", "must be an ISO 8601 date-time") from None
+        if start.tzinfo is None:
+            raise Problem.invalid("scheduled_start", "must include a UTC offset, e.g. Z or +08:00")
+        fields["scheduled_start"] = start
+    return fields
+
+
+def _answer(request: web.Request, record: shows.ShowRecord, status: int = 200) -> web.Response:
+    public_url = request.app[SETTINGS].public_url
+    headers = {"Location": f"/api/v1/shows/{record.id}"} if status == 201 else None
+    return views.reply(views.show(record, public_url), status, headers)
+
+
+async def create_show(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    record = await shows.do_create_show(
+        request.app[DATABASE],
+        _fields(request[BODY]),
+        default_locale=settings.default_locale,
+        default_currency=settings.default_currency,
+    )
+    return _answer(request, record, 201)
+
+
+async def list_shows(request: web.Request) -> web.Response:
+    query = request[QUERY]
+    principal = request[PRINCIPAL]
+    # A host token for one show sees that show only.
+    only = principal.show_id if principal.role is Role.HOST else None
+    states = [ShowState(s) for s in query.get("state", [])]
+    records, total = await shows.list_shows(
+        request.app[DATABASE],
+        states=states,
+        limit=query["limit"],
+        offset=query["offset"],
+        only_show=only,
+    )
+    public_url = request.app[SETTINGS].public_url
+    return views.reply(
+        views.page(
+            [views.show(r, public_url) for r in records], total, query["limit"], query["offset"]
+        )
+    )
+
+
+async def get_show(request: web.Request) -> web.Response:
+    principal, show_id = request[PRINCIPAL], request[PATH]["show_id"]
+    if principal.role is Role.HOST and not principal.may_host(show_id):
+        raise Problem(403, "this host token is for another show", kind="forbidden")
+    return _answer(request, await shows.access_show(request.app[DATABASE], show_id))
+
+
+async def update_show(request: web.Request) -> web.Response:
+    record = await shows.do_update_show(
+        request.app[DATABASE], request[PATH]["show_id"], _fields(request[BODY])
+    )
+    return _answer(request, record)
+
+
+def _transition(action: ShowAction) -> Any:
+    async def handle(request: web.Request) -> web.Response:
+        record = await shows.do_transition_show(
+            request.app[DATABASE], request[PATH]["show_id"], action
+        )
+        return _answer(request, record)
+
+    handle.__name__ = f"{action.value}_show"
+    return handle
+
+
+start_show = _transition(ShowAction.START)
+end_show = _transition(ShowAction.END)
+cancel_show = _transition(ShowAction.CANCEL)

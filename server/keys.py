@@ -1,0 +1,16 @@
+"""Typed application keys: what create_app puts on the app and handlers read back."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from server.config import Settings
+from server.http.observability import Metrics
+from server.store.db import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+METRICS = web.AppKey("metrics", Metrics)
+REDIS = web.AppKey("redis", Redis)
+OPENAPI = web.AppKey("openapi", dict)  # type: ignore[type-abstract]

@@ -1,0 +1,1 @@
+"""Socket.IO live room: validates events and calls services; holds no business rules."""

@@ -1,0 +1,1 @@
+"""SQLAlchemy 2 adapter: models, the engine, repositories and Alembic migrations."""
