@@ -65,30 +65,30 @@ BODY = web.RequestKey("body", dict)  # type: ignore[type-abstract]
 QUERY = web.RequestKey("query", dict)  # type: ignore[type-abstract]
 PATH = web.RequestKey("path", dict)  # type: ignore[type-abstract]
 
-_REGISTRY: Registry[Any] = Registry().with_resources(
-    (
-        f"urn:showroom:{name}",
-        Resource.from_contents(
-            {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
-        ),
-    )
-    for name, schema in SCHEMAS.items()
+# All component schemas as one document, so their "#/components/schemas/X" references
+# resolve exactly as they do inside /api/openapi.json.
+_CONTRACT_URI = "urn:showroom:api"
+_REGISTRY: Registry[Any] = Registry().with_resource(
+    _CONTRACT_URI,
+    Resource.from_contents(
+        {"$schema": "https://json-schema.org/draft/2020-12/schema", "components": {"schemas": SCHEMAS}}
+    ),
 )
 
 
 def validator_for(schema: Schema) -> Draft202012Validator:
-    """A validator that resolves #/components/schemas/X references to our schemas."""
-    return Draft202012Validator(_rewrite_refs(schema), registry=_REGISTRY)
+    """A validator for `schema`, resolving component references against the contract."""
+    return Draft202012Validator({"$id": _CONTRACT_URI + "/local", **_rebase(schema)}, registry=_REGISTRY)
 
 
-def _rewrite_refs(node: Any) -> Any:
+def _rebase(node: Any) -> Any:
     if isinstance(node, dict):
         return {
-            k: (f"urn:showroom:{v.rsplit('/', 1)[-1]}" if k == "$ref" else _rewrite_refs(v))
+            k: (_CONTRACT_URI + v if k == "$ref" and v.startswith("#/components/") else _rebase(v))
             for k, v in node.items()
         }
     if isinstance(node, list):
-        return [_rewrite_refs(v) for v in node]
+        return [_rebase(v) for v in node]
     return node
 
 
@@ -111,13 +111,9 @@ def _describe(error: ValidationError) -> list[FieldError]:
         return [
             FieldError(_join(path, k), "unknown field") for k in error.instance if k not in allowed
         ]
-    if kind == "propertyNames":
-        return [
-            FieldError(
-                _join(path),
-                f"keys must be one of {', '.join(error.schema['propertyNames']['enum'])}",
-            )
-        ]
+    if "propertyNames" in error.schema_path:
+        allowed_names = ", ".join(error.validator_value) if kind == "enum" else "the schema"
+        return [FieldError(_join(path, str(error.instance)), f"unknown key; use {allowed_names}")]
     if kind == "required":
         missing = [k for k in expected if k not in error.instance]
         return [FieldError(_join(path, k), "is required") for k in missing]
@@ -142,9 +138,16 @@ def _describe(error: ValidationError) -> list[FieldError]:
     }
     describe = messages.get(str(kind))
     if kind in ("anyOf", "oneOf") and error.context:
-        # nullable(X): report why it failed as X, not "is not valid under any of the given schemas".
-        best = min(error.context, key=lambda e: (e.validator == "type", len(e.absolute_path)))
-        return _describe(best)
+        # nullable(X) and friends: report why the value fails as the branch it resembles
+        # most (not a plain type mismatch), instead of "not valid under any of the schemas".
+        branches: dict[Any, list[ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        closest = min(
+            branches.values(),
+            key=lambda errs: (any(e.validator == "type" and not e.relative_path for e in errs), len(errs)),
+        )
+        return [d for sub in closest for d in _describe(sub)]
     return [FieldError(_join(path), describe() if describe else error.message[:200])]
 
 
@@ -155,7 +158,7 @@ def check_json(value: Any, schema_name: str) -> None:
         _BODY_VALIDATORS[schema_name].iter_errors(value),
         key=lambda e: list(map(str, e.absolute_path)),
     ):
-        errors.extend(_describe(error))
+        errors.extend(e for e in _describe(error) if e not in errors)
     if errors:
         first = errors[0]
         raise Problem(

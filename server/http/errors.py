@@ -37,6 +37,8 @@ def problem_of(exc: BaseException) -> Problem | None:
         return Problem(
             405, f"{exc.method} is not allowed here; use {allowed}", headers={"Allow": allowed}
         )
+    if isinstance(exc, web.HTTPNotFound):
+        return Problem(404, "no such endpoint; see /api/openapi.json", kind="not-found")
     if isinstance(exc, web.HTTPException) and exc.status >= 400:
         detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         return Problem(exc.status, detail or exc.reason)
