@@ -78,7 +78,11 @@ _REGISTRY: Registry[Any] = Registry().with_resource(
 
 def validator_for(schema: Schema) -> Draft202012Validator:
     """A validator for `schema`, resolving component references against the contract."""
-    return Draft202012Validator({"$id": _CONTRACT_URI + "/local", **_rebase(schema)}, registry=_REGISTRY)
+    return Draft202012Validator(
+        {"$id": _CONTRACT_URI + "/local", **_rebase(schema)},
+        registry=_REGISTRY,
+        format_checker=Draft202012Validator.FORMAT_CHECKER,
+    )
 
 
 def _rebase(node: Any) -> Any:
@@ -422,9 +426,8 @@ def _path_names(path: str) -> list[str]:
 
 
 def _implied_errors(op: Operation) -> list[tuple[int, str]]:
-    implied: list[tuple[int, str]] = []
-    if op.query or op.body or op.raw_body:
-        implied.append((400, "Malformed request: bad JSON or query parameter."))
+    # Unknown query parameters are refused everywhere, so any operation may answer 400.
+    implied: list[tuple[int, str]] = [(400, "Malformed request: bad JSON or query parameter.")]
     if op.roles is not None:
         implied += [
             (401, "No or invalid credentials."),

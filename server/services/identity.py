@@ -95,7 +95,7 @@ async def do_create_api_key(
     token = (ADMIN_PREFIX if role is Role.ADMIN else HOST_PREFIX) + secrets.token_urlsafe(32)
     async with db.transaction() as session:
         if show_id is not None and await session.get(models.Show, show_id) is None:
-            raise NotFound(f"no show {show_id}", field="show_id")
+            raise InvalidValue(f"no show {show_id}", field="show_id")
         row = models.ApiKey(
             role=role.value,
             show_id=show_id,

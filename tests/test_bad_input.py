@@ -1,0 +1,202 @@
+"""Walk every endpoint with bad input: each answer is problem+json with the right status,
+names the offending field where there is one, and the database is unchanged."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from server.http.contract import Operation, PATH_PARAMS
+from server.http.routes import OPERATIONS
+from server.services import catalog, identity, shows
+from server.services.identity import Role
+from server.store.db import Database
+from tests.conftest import Api, product_body, snapshot
+
+MAX_BODY = 64 * 1024  # tests/conftest.py settings
+MISSING_ID = "00000000-0000-4000-8000-000000000000"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    status: int
+    auth: str | None = "admin"  # "admin", a literal token, or None
+    path: dict[str, str] = field(default_factory=dict)
+    query: str = ""
+    body: Any = None
+    raw: bytes | None = None
+    content_type: str | None = None
+    field: str | None = None  # a field the problem's `errors` must name
+    detail: str | None = None  # words the problem's `detail` must contain
+
+
+# A valid body per operation, and one field to send with the wrong type.
+VALID_BODIES: dict[str, tuple[dict[str, Any], str, Any]] = {
+    "createShow": ({"title": "T", "scheduled_start": "2026-12-01T00:00:00Z"}, "title", 5),
+    "updateShow": ({"title": "T"}, "title", ["x"]),
+    "createProduct": (product_body("NEW-1"), "stock", "12"),
+    "updateProduct": ({"image_url": None}, "status", 1),
+    "adjustStock": ({"delta": 1}, "delta", 1.5),
+    "createApiKey": ({"role": "host"}, "name", False),
+}
+
+# Business rules a well-typed body can still break.
+RULE_CASES: dict[str, list[Case]] = {
+    "createProduct": [
+        Case("negative-price", 422, body=product_body("N-1", price={"amount_minor": -1, "currency": "HKD"}), field="price.amount_minor"),
+        Case("negative-stock", 422, body=product_body("N-1", stock=-1), field="stock"),
+        Case("float-price", 422, body=product_body("N-1", price={"amount_minor": 1.5, "currency": "HKD"}), field="price.amount_minor"),
+        Case("unknown-currency", 422, body=product_body("N-1", price={"amount_minor": 1, "currency": "XXX"}), field="price.currency"),
+        Case("compare-at-below", 422, body=product_body("N-1", compare_at_price={"amount_minor": 100, "currency": "HKD"}), field="compare_at_price"),
+        Case("mixed-currency", 422, body=product_body("N-1", compare_at_price={"amount_minor": 99999, "currency": "USD"}), field="compare_at_price"),
+        Case("duplicate-sku", 409, body=product_body("WORLD-1"), field="sku"),
+        Case("bad-sku", 422, body=product_body("has space"), field="sku"),
+        Case("no-title", 422, body=product_body("N-1", title={"en": "   "}), field="title"),
+        Case("unknown-locale", 422, body=product_body("N-1", title={"fr": "Thé"}), field="title.fr"),
+        Case("title-too-long", 422, body=product_body("N-1", title={"en": "x" * 201}), field="title.en"),
+        Case("bad-image-url", 422, body=product_body("N-1", image_url="javascript:alert(1)"), field="image_url"),
+        Case("missing-price", 422, body={"sku": "N-1", "title": {"en": "x"}}, field="price"),
+    ],
+    "updateProduct": [
+        Case("negative-price", 422, body={"price": {"amount_minor": -5, "currency": "HKD"}}, field="price.amount_minor"),
+        Case("compare-at-below", 422, body={"compare_at_price": {"amount_minor": 1, "currency": "HKD"}}, field="compare_at_price"),
+        Case("sku-is-the-key", 422, body={"sku": "OTHER"}, field="sku"),
+        Case("stock-has-its-own-endpoint", 422, body={"stock": 3}, field="stock"),
+        Case("empty", 422, body={}),
+    ],
+    "adjustStock": [
+        Case("below-zero", 409, body={"delta": -11}, field="delta", detail="stock is 10"),
+        Case("negative-set", 422, body={"set": -1}, field="set"),
+        Case("both", 422, body={"delta": 1, "set": 2}),
+        Case("neither", 422, body={}),
+    ],
+    "createShow": [
+        Case("no-offset", 422, body={"title": "T", "scheduled_start": "2026-12-01T00:00:00"}, field="scheduled_start"),
+        Case("not-a-date", 422, body={"title": "T", "scheduled_start": "next tuesday"}, field="scheduled_start"),
+        Case("blank-title", 422, body={"title": "   ", "scheduled_start": "2026-12-01T00:00:00Z"}, field="title"),
+        Case("bad-locale", 422, body={"title": "T", "scheduled_start": "2026-12-01T00:00:00Z", "locale": "fr"}, field="locale"),
+        Case("bad-currency", 422, body={"title": "T", "scheduled_start": "2026-12-01T00:00:00Z", "currency": "hkd"}, field="currency"),
+        Case("title-too-long", 422, body={"title": "長" * 201, "scheduled_start": "2026-12-01T00:00:00Z"}, field="title"),
+    ],
+    "updateShow": [Case("empty", 422, body={})],
+    "createApiKey": [
+        Case("viewer-role", 422, body={"role": "viewer"}, field="role"),
+        Case("unknown-show", 422, body={"role": "host", "show_id": MISSING_ID}, field="show_id"),
+        Case("bad-show-id", 422, body={"role": "host", "show_id": "nope"}, field="show_id"),
+    ],
+    "endShow": [Case("not-live", 409, detail="cannot end a show that is scheduled")],
+    "listShows": [
+        Case("bad-state", 400, query="?state=paused", field="state"),
+        Case("limit-too-big", 400, query="?limit=1000", field="limit"),
+        Case("limit-not-int", 400, query="?limit=ten", field="limit"),
+        Case("negative-offset", 400, query="?offset=-1", field="offset"),
+        Case("repeated-limit", 400, query="?limit=1&limit=2", field="limit"),
+    ],
+    "listProducts": [
+        Case("empty-q", 400, query="?q=", field="q"),
+        Case("bad-status", 400, query="?status=gone", field="status"),
+    ],
+    "importProducts": [
+        Case("bad-flag", 400, query="?valid_only=yes", field="valid_only"),
+        Case("bad-rows", 422, raw=b"sku,title_en,price\nA,,x\n", content_type="text/csv", field="price"),
+    ],
+}
+
+
+def generic_cases(op: Operation) -> list[Case]:
+    cases = [Case("unknown-query-parameter", 400, query="?bogus=1", field="bogus")]
+    if op.roles is not None:
+        cases.append(Case("no-credentials", 401, auth=None))
+        cases.append(Case("unknown-key", 401, auth="shr_admin_not-a-real-key", detail="unknown or revoked"))
+        cases.append(Case("not-bearer", 401, auth="Basic", detail="Bearer"))
+    # Path cases send a valid body, so the only thing wrong is the path.
+    good_body = VALID_BODIES[op.operation_id][0] if op.body else None
+    for name in (p[1:-1] for p in op.path.split("/") if p.startswith("{")):
+        malformed = "not-a-uuid" if PATH_PARAMS[name][0].get("format") == "uuid" else "bad sku!"
+        missing = MISSING_ID if malformed == "not-a-uuid" else "NO-SUCH-SKU"
+        cases.append(Case(f"malformed-{name}", 404, path={name: malformed}, body=good_body, detail=name))
+        cases.append(Case(f"missing-{name}", 404, path={name: missing}, body=good_body))
+    if op.body is not None:
+        valid, wrong_field, wrong_value = VALID_BODIES[op.operation_id]
+        cases += [
+            Case("malformed-json", 400, raw=b'{"title": ', content_type="application/json", detail="malformed JSON"),
+            Case("not-utf8", 400, raw=b'{"title": "\xff"}', content_type="application/json", detail="UTF-8"),
+            Case("wrong-content-type", 415, raw=json.dumps(valid).encode(), content_type="text/plain"),
+            Case("too-large", 413, raw=b'{"title": "' + b"x" * MAX_BODY + b'"}', content_type="application/json"),
+            Case("not-an-object", 422, body=[valid]),
+            Case("unknown-field", 422, body={**valid, "colour": "red"}, field="colour"),
+            Case("wrong-type", 422, body={**valid, wrong_field: wrong_value}, field=wrong_field),
+        ]
+    if op.raw_body is not None:
+        cases += [
+            Case("wrong-content-type", 415, raw=b"sku\n", content_type="application/xml"),
+            Case("too-large", 413, raw=b"sku,title_en,price\n" + b"x" * (256 * 1024), content_type="text/csv"),
+        ]
+    return cases + RULE_CASES.get(op.operation_id, [])
+
+
+ALL_CASES = [(op, case) for op in OPERATIONS for case in generic_cases(op)]
+
+
+def test_every_operation_is_walked() -> None:
+    walked = {op.operation_id for op, _ in ALL_CASES}
+    assert walked == {op.operation_id for op in OPERATIONS}
+    assert set(VALID_BODIES) == {op.operation_id for op in OPERATIONS if op.body}
+    assert set(RULE_CASES) <= walked
+
+
+@pytest.fixture
+async def world(db: Database) -> dict[str, str]:
+    """One of each thing a path can name, plus an admin key."""
+    product = await catalog.do_create_product(db, product_body("WORLD-1", stock=10))
+    show = await shows.do_create_show(
+        db, {"title": "World", "scheduled_start": shows.utcnow()}, default_locale="zh-HK", default_currency="HKD"
+    )
+    key, admin = await identity.do_create_api_key(db, role=Role.ADMIN, name="walker")
+    return {"sku": product.sku, "show_id": str(show.id), "key_id": str(key.id), "admin": admin}
+
+
+@pytest.mark.parametrize(("op", "case"), ALL_CASES, ids=[f"{op.operation_id}-{c.name}" for op, c in ALL_CASES])
+async def test_bad_input(api: Api, db: Database, world: dict[str, str], op: Operation, case: Case) -> None:
+    path = op.path.format(**{**world, **case.path})
+    headers = {}
+    if case.content_type:
+        headers["Content-Type"] = case.content_type
+    auth = world["admin"] if case.auth == "admin" else case.auth
+    if auth == "Basic":
+        headers["Authorization"], auth = "Basic YWRtaW46YWRtaW4=", None
+    before = await snapshot(db)
+
+    answer = await api.call(
+        op.method, path + case.query, auth=auth, json_body=case.body, data=case.raw, headers=headers
+    )
+
+    assert answer.status == case.status, answer.text
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
+    problem = answer.body
+    assert problem["status"] == case.status and problem["instance"] == path
+    assert problem["detail"] and problem["type"].startswith("https://")
+    if case.field is not None:
+        assert case.field in [e["field"] for e in problem.get("errors", [])], problem
+        assert case.field in problem["detail"] or case.status == 422, problem
+    if case.detail is not None:
+        assert case.detail in problem["detail"], problem
+    if case.status == 401:
+        assert "Bearer" in answer.headers["WWW-Authenticate"]
+    assert await snapshot(db) == before, "a rejected request changed the database"
+    # The connection and the server are still fine.
+    assert (await api.call("GET", "/healthz")).status == 200
+
+
+async def test_unknown_route_and_method(api: Api, admin: str) -> None:
+    missing = await api.call("GET", "/api/v1/nothing-here", auth=admin)
+    assert missing.status == 404 and missing.headers["Content-Type"].startswith("application/problem+json")
+    wrong = await api.call("PUT", "/api/v1/shows", auth=admin, json_body={})
+    assert wrong.status == 405 and "GET" in wrong.headers["Allow"]
+    assert "PUT is not allowed" in wrong.body["detail"]
+    assert uuid.UUID(MISSING_ID)
