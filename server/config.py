@@ -109,7 +109,7 @@ SETTINGS: tuple[Setting, ...] = (
         "data_dir",
         Path,
         "data",
-        "Directory for the SQLite database, the generated secret key and media files.",
+        "Directory for the SQLite database and the generated secret key.",
     ),
     Setting(
         "DATABASE_URL",
@@ -161,7 +161,7 @@ SETTINGS: tuple[Setting, ...] = (
         "default_currency",
         _choice(*sorted(SUPPORTED_CURRENCIES)),
         "HKD",
-        "Currency of new shows and products when the request names none.",
+        "Currency of new shows, and of CSV import rows with no currency column.",
     ),
     Setting(
         "SHOWROOM_DEFAULT_LOCALE",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from server.http.contract import Operation, PATH_PARAMS
+from server.http.contract import PATH_PARAMS, Operation
 from server.http.routes import OPERATIONS
 from server.services import catalog, identity, shows
 from server.services.identity import Role

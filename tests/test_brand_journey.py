@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import Api, create_product, host_token
 from server.store.db import Database
+from tests.conftest import Api, create_product, host_token
 
 
 async def test_brand_engineer_runs_a_show_end_to_end(api: Api, admin: str, db: Database) -> None:

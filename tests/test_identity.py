@@ -6,7 +6,15 @@ import jwt
 import pytest
 
 from server.store.db import Database
-from tests.conftest import VIEWER_SECRET, Api, create_show, host_token, product_body, snapshot, viewer_token
+from tests.conftest import (
+    VIEWER_SECRET,
+    Api,
+    create_show,
+    host_token,
+    product_body,
+    snapshot,
+    viewer_token,
+)
 
 
 async def test_keys_are_stored_hashed_and_shown_once(api: Api, admin: str, db: Database) -> None:

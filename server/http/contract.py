@@ -332,8 +332,9 @@ def openapi_document(operations: list[Operation], *, server_url: str) -> dict[st
             if schema is not None:
                 media = "application/problem+json" if schema == "Problem" else op.response_type
                 entry["content"] = {media: {"schema": ref(schema)}}
-            elif op.response_type != "application/json" and status < 300:
-                entry["content"] = {op.response_type: {"schema": {"type": "string"}}}
+            elif status < 300 and status != 204:
+                plain = {"type": "object"} if op.response_type == "application/json" else {"type": "string"}
+                entry["content"] = {op.response_type: {"schema": plain}}
             responses[str(status)] = entry
         for status, reason in _implied_errors(op):
             responses.setdefault(str(status), _problem(reason))

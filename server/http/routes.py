@@ -221,8 +221,20 @@ OPERATIONS: list[Operation] = [
                 "compare_at_price, currency, image_url, stock, status",
             },
             "application/json": {
-                "type": "array",
-                "items": {"$ref": "#/components/schemas/ProductCreate"},
+                "description": 'An array of products, or {"products": [...]}.',
+                "anyOf": [
+                    {"type": "array", "items": {"$ref": "#/components/schemas/ProductCreate"}},
+                    {
+                        "type": "object",
+                        "required": ["products"],
+                        "properties": {
+                            "products": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/ProductCreate"},
+                            }
+                        },
+                    },
+                ],
             },
         },
         description="Creates new SKUs and replaces existing ones (stock included). A file "
