@@ -19,12 +19,12 @@ run: install
 	$(BIN)/showroom seed-demo
 	$(BIN)/showroom serve
 
-test: install
+test: install lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check server media tests bench
-	$(BIN)/ruff format --check server media tests bench
+	$(BIN)/ruff check server media tests
+	$(BIN)/ruff format --check server media tests
 
 typecheck: install
 	$(BIN)/mypy

@@ -33,7 +33,9 @@ from server.store.db import Database, create_engine
 from server.store.migrate import upgrade
 from server.store.models import Base
 
-BACKENDS = [b for b in os.environ.get("SHOWROOM_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+BACKENDS = [
+    b for b in os.environ.get("SHOWROOM_TEST_BACKENDS", "sqlite,postgresql").split(",") if b
+]
 POSTGRES_ADMIN_DSN = os.environ.get(
     "SHOWROOM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -57,7 +59,9 @@ async def _postgres_admin(sql: str) -> None:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A migrated, empty database for this session, on SQLite or on a fresh PostgreSQL DB."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'showroom.db'}"
@@ -190,7 +194,9 @@ class Api:
             assert answer.text == "", f"{method} {op.path} {answer.status} should have no body"
             return
         ctype = answer.headers.get("Content-Type", "").split(";")[0]
-        assert ctype in content, f"{method} {op.path} {answer.status}: {ctype} not in {list(content)}"
+        assert ctype in content, (
+            f"{method} {op.path} {answer.status}: {ctype} not in {list(content)}"
+        )
         schema = content[ctype]["schema"]
         if ctype.endswith("json"):
             errors = list(validator_for(schema).iter_errors(answer.body))
@@ -252,8 +258,12 @@ def product_body(sku: str = "TEA-001", **fields: Any) -> dict[str, Any]:
     }
 
 
-async def create_product(api: Api, admin: str, sku: str = "TEA-001", **fields: Any) -> dict[str, Any]:
-    answer = await api.call("POST", "/api/v1/products", auth=admin, json_body=product_body(sku, **fields))
+async def create_product(
+    api: Api, admin: str, sku: str = "TEA-001", **fields: Any
+) -> dict[str, Any]:
+    answer = await api.call(
+        "POST", "/api/v1/products", auth=admin, json_body=product_body(sku, **fields)
+    )
     assert answer.status == 201, answer.text
     return dict(answer.body)
 

@@ -48,23 +48,70 @@ VALID_BODIES: dict[str, tuple[dict[str, Any], str, Any]] = {
 # Business rules a well-typed body can still break.
 RULE_CASES: dict[str, list[Case]] = {
     "createProduct": [
-        Case("negative-price", 422, body=product_body("N-1", price={"amount_minor": -1, "currency": "HKD"}), field="price.amount_minor"),
+        Case(
+            "negative-price",
+            422,
+            body=product_body("N-1", price={"amount_minor": -1, "currency": "HKD"}),
+            field="price.amount_minor",
+        ),
         Case("negative-stock", 422, body=product_body("N-1", stock=-1), field="stock"),
-        Case("float-price", 422, body=product_body("N-1", price={"amount_minor": 1.5, "currency": "HKD"}), field="price.amount_minor"),
-        Case("unknown-currency", 422, body=product_body("N-1", price={"amount_minor": 1, "currency": "XXX"}), field="price.currency"),
-        Case("compare-at-below", 422, body=product_body("N-1", compare_at_price={"amount_minor": 100, "currency": "HKD"}), field="compare_at_price"),
-        Case("mixed-currency", 422, body=product_body("N-1", compare_at_price={"amount_minor": 99999, "currency": "USD"}), field="compare_at_price"),
+        Case(
+            "float-price",
+            422,
+            body=product_body("N-1", price={"amount_minor": 1.5, "currency": "HKD"}),
+            field="price.amount_minor",
+        ),
+        Case(
+            "unknown-currency",
+            422,
+            body=product_body("N-1", price={"amount_minor": 1, "currency": "XXX"}),
+            field="price.currency",
+        ),
+        Case(
+            "compare-at-below",
+            422,
+            body=product_body("N-1", compare_at_price={"amount_minor": 100, "currency": "HKD"}),
+            field="compare_at_price",
+        ),
+        Case(
+            "mixed-currency",
+            422,
+            body=product_body("N-1", compare_at_price={"amount_minor": 99999, "currency": "USD"}),
+            field="compare_at_price",
+        ),
         Case("duplicate-sku", 409, body=product_body("WORLD-1"), field="sku"),
         Case("bad-sku", 422, body=product_body("has space"), field="sku"),
         Case("no-title", 422, body=product_body("N-1", title={"en": "   "}), field="title"),
-        Case("unknown-locale", 422, body=product_body("N-1", title={"fr": "Thé"}), field="title.fr"),
-        Case("title-too-long", 422, body=product_body("N-1", title={"en": "x" * 201}), field="title.en"),
-        Case("bad-image-url", 422, body=product_body("N-1", image_url="javascript:alert(1)"), field="image_url"),
+        Case(
+            "unknown-locale", 422, body=product_body("N-1", title={"fr": "Thé"}), field="title.fr"
+        ),
+        Case(
+            "title-too-long",
+            422,
+            body=product_body("N-1", title={"en": "x" * 201}),
+            field="title.en",
+        ),
+        Case(
+            "bad-image-url",
+            422,
+            body=product_body("N-1", image_url="javascript:alert(1)"),
+            field="image_url",
+        ),
         Case("missing-price", 422, body={"sku": "N-1", "title": {"en": "x"}}, field="price"),
     ],
     "updateProduct": [
-        Case("negative-price", 422, body={"price": {"amount_minor": -5, "currency": "HKD"}}, field="price.amount_minor"),
-        Case("compare-at-below", 422, body={"compare_at_price": {"amount_minor": 1, "currency": "HKD"}}, field="compare_at_price"),
+        Case(
+            "negative-price",
+            422,
+            body={"price": {"amount_minor": -5, "currency": "HKD"}},
+            field="price.amount_minor",
+        ),
+        Case(
+            "compare-at-below",
+            422,
+            body={"compare_at_price": {"amount_minor": 1, "currency": "HKD"}},
+            field="compare_at_price",
+        ),
         Case("sku-is-the-key", 422, body={"sku": "OTHER"}, field="sku"),
         Case("stock-has-its-own-endpoint", 422, body={"stock": 3}, field="stock"),
         Case("empty", 422, body={}),
@@ -76,12 +123,42 @@ RULE_CASES: dict[str, list[Case]] = {
         Case("neither", 422, body={}),
     ],
     "createShow": [
-        Case("no-offset", 422, body={"title": "T", "scheduled_start": "2026-12-01T00:00:00"}, field="scheduled_start"),
-        Case("not-a-date", 422, body={"title": "T", "scheduled_start": "next tuesday"}, field="scheduled_start"),
-        Case("blank-title", 422, body={"title": "   ", "scheduled_start": "2026-12-01T00:00:00Z"}, field="title"),
-        Case("bad-locale", 422, body={"title": "T", "scheduled_start": "2026-12-01T00:00:00Z", "locale": "fr"}, field="locale"),
-        Case("bad-currency", 422, body={"title": "T", "scheduled_start": "2026-12-01T00:00:00Z", "currency": "hkd"}, field="currency"),
-        Case("title-too-long", 422, body={"title": "長" * 201, "scheduled_start": "2026-12-01T00:00:00Z"}, field="title"),
+        Case(
+            "no-offset",
+            422,
+            body={"title": "T", "scheduled_start": "2026-12-01T00:00:00"},
+            field="scheduled_start",
+        ),
+        Case(
+            "not-a-date",
+            422,
+            body={"title": "T", "scheduled_start": "next tuesday"},
+            field="scheduled_start",
+        ),
+        Case(
+            "blank-title",
+            422,
+            body={"title": "   ", "scheduled_start": "2026-12-01T00:00:00Z"},
+            field="title",
+        ),
+        Case(
+            "bad-locale",
+            422,
+            body={"title": "T", "scheduled_start": "2026-12-01T00:00:00Z", "locale": "fr"},
+            field="locale",
+        ),
+        Case(
+            "bad-currency",
+            422,
+            body={"title": "T", "scheduled_start": "2026-12-01T00:00:00Z", "currency": "hkd"},
+            field="currency",
+        ),
+        Case(
+            "title-too-long",
+            422,
+            body={"title": "長" * 201, "scheduled_start": "2026-12-01T00:00:00Z"},
+            field="title",
+        ),
     ],
     "updateShow": [Case("empty", 422, body={})],
     "createApiKey": [
@@ -103,7 +180,13 @@ RULE_CASES: dict[str, list[Case]] = {
     ],
     "importProducts": [
         Case("bad-flag", 400, query="?valid_only=yes", field="valid_only"),
-        Case("bad-rows", 422, raw=b"sku,title_en,price\nA,,x\n", content_type="text/csv", field="price"),
+        Case(
+            "bad-rows",
+            422,
+            raw=b"sku,title_en,price\nA,,x\n",
+            content_type="text/csv",
+            field="price",
+        ),
     ],
 }
 
@@ -112,22 +195,45 @@ def generic_cases(op: Operation) -> list[Case]:
     cases = [Case("unknown-query-parameter", 400, query="?bogus=1", field="bogus")]
     if op.roles is not None:
         cases.append(Case("no-credentials", 401, auth=None))
-        cases.append(Case("unknown-key", 401, auth="shr_admin_not-a-real-key", detail="unknown or revoked"))
+        cases.append(
+            Case("unknown-key", 401, auth="shr_admin_not-a-real-key", detail="unknown or revoked")
+        )
         cases.append(Case("not-bearer", 401, auth="Basic", detail="Bearer"))
     # Path cases send a valid body, so the only thing wrong is the path.
     good_body = VALID_BODIES[op.operation_id][0] if op.body else None
     for name in (p[1:-1] for p in op.path.split("/") if p.startswith("{")):
         malformed = "not-a-uuid" if PATH_PARAMS[name][0].get("format") == "uuid" else "bad sku!"
         missing = MISSING_ID if malformed == "not-a-uuid" else "NO-SUCH-SKU"
-        cases.append(Case(f"malformed-{name}", 404, path={name: malformed}, body=good_body, detail=name))
+        cases.append(
+            Case(f"malformed-{name}", 404, path={name: malformed}, body=good_body, detail=name)
+        )
         cases.append(Case(f"missing-{name}", 404, path={name: missing}, body=good_body))
     if op.body is not None:
         valid, wrong_field, wrong_value = VALID_BODIES[op.operation_id]
         cases += [
-            Case("malformed-json", 400, raw=b'{"title": ', content_type="application/json", detail="malformed JSON"),
-            Case("not-utf8", 400, raw=b'{"title": "\xff"}', content_type="application/json", detail="UTF-8"),
-            Case("wrong-content-type", 415, raw=json.dumps(valid).encode(), content_type="text/plain"),
-            Case("too-large", 413, raw=b'{"title": "' + b"x" * MAX_BODY + b'"}', content_type="application/json"),
+            Case(
+                "malformed-json",
+                400,
+                raw=b'{"title": ',
+                content_type="application/json",
+                detail="malformed JSON",
+            ),
+            Case(
+                "not-utf8",
+                400,
+                raw=b'{"title": "\xff"}',
+                content_type="application/json",
+                detail="UTF-8",
+            ),
+            Case(
+                "wrong-content-type", 415, raw=json.dumps(valid).encode(), content_type="text/plain"
+            ),
+            Case(
+                "too-large",
+                413,
+                raw=b'{"title": "' + b"x" * MAX_BODY + b'"}',
+                content_type="application/json",
+            ),
             Case("not-an-object", 422, body=[valid]),
             Case("unknown-field", 422, body={**valid, "colour": "red"}, field="colour"),
             Case("wrong-type", 422, body={**valid, wrong_field: wrong_value}, field=wrong_field),
@@ -135,7 +241,12 @@ def generic_cases(op: Operation) -> list[Case]:
     if op.raw_body is not None:
         cases += [
             Case("wrong-content-type", 415, raw=b"sku\n", content_type="application/xml"),
-            Case("too-large", 413, raw=b"sku,title_en,price\n" + b"x" * (256 * 1024), content_type="text/csv"),
+            Case(
+                "too-large",
+                413,
+                raw=b"sku,title_en,price\n" + b"x" * (256 * 1024),
+                content_type="text/csv",
+            ),
         ]
     return cases + RULE_CASES.get(op.operation_id, [])
 
@@ -155,14 +266,21 @@ async def world(db: Database) -> dict[str, str]:
     """One of each thing a path can name, plus an admin key."""
     product = await catalog.do_create_product(db, product_body("WORLD-1", stock=10))
     show = await shows.do_create_show(
-        db, {"title": "World", "scheduled_start": shows.utcnow()}, default_locale="zh-HK", default_currency="HKD"
+        db,
+        {"title": "World", "scheduled_start": shows.utcnow()},
+        default_locale="zh-HK",
+        default_currency="HKD",
     )
     key, admin = await identity.do_create_api_key(db, role=Role.ADMIN, name="walker")
     return {"sku": product.sku, "show_id": str(show.id), "key_id": str(key.id), "admin": admin}
 
 
-@pytest.mark.parametrize(("op", "case"), ALL_CASES, ids=[f"{op.operation_id}-{c.name}" for op, c in ALL_CASES])
-async def test_bad_input(api: Api, db: Database, world: dict[str, str], op: Operation, case: Case) -> None:
+@pytest.mark.parametrize(
+    ("op", "case"), ALL_CASES, ids=[f"{op.operation_id}-{c.name}" for op, c in ALL_CASES]
+)
+async def test_bad_input(
+    api: Api, db: Database, world: dict[str, str], op: Operation, case: Case
+) -> None:
     path = op.path.format(**{**world, **case.path})
     headers = {}
     if case.content_type:
@@ -195,7 +313,9 @@ async def test_bad_input(api: Api, db: Database, world: dict[str, str], op: Oper
 
 async def test_unknown_route_and_method(api: Api, admin: str) -> None:
     missing = await api.call("GET", "/api/v1/nothing-here", auth=admin)
-    assert missing.status == 404 and missing.headers["Content-Type"].startswith("application/problem+json")
+    assert missing.status == 404 and missing.headers["Content-Type"].startswith(
+        "application/problem+json"
+    )
     wrong = await api.call("PUT", "/api/v1/shows", auth=admin, json_body={})
     assert wrong.status == 405 and "GET" in wrong.headers["Allow"]
     assert "PUT is not allowed" in wrong.body["detail"]

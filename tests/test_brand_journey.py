@@ -16,10 +16,18 @@ async def test_brand_engineer_runs_a_show_end_to_end(api: Api, admin: str, db: D
         "POT-01,紫砂茶壺,Yixing Teapot,1280,1580.00,4\n"
     )
     imported = await api.call(
-        "POST", "/api/v1/products/import", auth=admin, data=csv_file, headers={"Content-Type": "text/csv"}
+        "POST",
+        "/api/v1/products/import",
+        auth=admin,
+        data=csv_file,
+        headers={"Content-Type": "text/csv"},
     )
     assert imported.status == 200, imported.text
-    assert (imported.body["created"], imported.body["updated"], imported.body["errors"]) == (2, 0, [])
+    assert (imported.body["created"], imported.body["updated"], imported.body["errors"]) == (
+        2,
+        0,
+        [],
+    )
     pot = await api.call("GET", "/api/v1/products/POT-01", auth=admin)
     assert pot.body["price"] == {"amount_minor": 128000, "currency": "HKD"}
     assert pot.body["compare_at_price"] == {"amount_minor": 158000, "currency": "HKD"}
@@ -49,7 +57,10 @@ async def test_brand_engineer_runs_a_show_end_to_end(api: Api, admin: str, db: D
     assert created.headers["Location"] == f"/api/v1/shows/{show['id']}"
 
     key = await api.call(
-        "POST", "/api/v1/api-keys", auth=admin, json_body={"role": "host", "show_id": show["id"], "name": "Mandy"}
+        "POST",
+        "/api/v1/api-keys",
+        auth=admin,
+        json_body={"role": "host", "show_id": show["id"], "name": "Mandy"},
     )
     assert key.status == 201
     host = key.body["token"]
@@ -68,9 +79,18 @@ async def test_brand_engineer_runs_a_show_end_to_end(api: Api, admin: str, db: D
     assert scheduled.body["items"] == []
 
     # The host token only ever covered that one show.
-    other = (await api.call("POST", "/api/v1/shows", auth=admin, json_body={"title": "Next", "scheduled_start": "2026-12-06T12:00:00Z"})).body
+    other = (
+        await api.call(
+            "POST",
+            "/api/v1/shows",
+            auth=admin,
+            json_body={"title": "Next", "scheduled_start": "2026-12-06T12:00:00Z"},
+        )
+    ).body
     refused = await api.call("POST", f"/api/v1/shows/{other['id']}/start", auth=host)
     assert refused.status == 403
-    assert (await api.call("GET", f"/api/v1/shows/{other['id']}", auth=admin)).body["state"] == "scheduled"
+    assert (await api.call("GET", f"/api/v1/shows/{other['id']}", auth=admin)).body[
+        "state"
+    ] == "scheduled"
     assert tea["sku"] == "TEA-001"
     assert await host_token(db, None)  # an all-shows host token can be minted too

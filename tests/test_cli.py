@@ -23,12 +23,18 @@ SHOWROOM = [sys.executable, "-m", "server.cli"]
 
 
 def run(args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SHOWROOM, *args], env=env, capture_output=True, text=True, timeout=120, **kwargs)
+    return subprocess.run(
+        [*SHOWROOM, *args], env=env, capture_output=True, text=True, timeout=120, **kwargs
+    )
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SHOWROOM_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SHOWROOM_") and k not in ("DATABASE_URL", "REDIS_URL")
+    }
     return {**clean, "SHOWROOM_DATA_DIR": str(tmp_path / "data")}
 
 
@@ -56,7 +62,9 @@ def serving(env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
     """`showroom serve` as a subprocess; yields its base URL and, after exit, its log lines."""
     port = int(env["SHOWROOM_PORT"])
     log: list[str] = []
-    server = subprocess.Popen([*SHOWROOM, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [*SHOWROOM, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -98,7 +106,10 @@ def test_demo_setup_twice_then_serve(env: dict[str, str], tmp_path: Path) -> Non
     with serving(env) as (base, log):
         status, products = http(f"{base}/api/v1/products", token=admin)
         assert status == 200 and products["total"] == 8
-        assert all(p["title"]["zh-HK"] and p["title"]["en"] and p["price"]["currency"] == "HKD" for p in products["items"])
+        assert all(
+            p["title"]["zh-HK"] and p["title"]["en"] and p["price"]["currency"] == "HKD"
+            for p in products["items"]
+        )
         assert http(f"{base}/api/v1/products", token=old_admin)[0] == 401  # reseeding revoked it
         status, show = http(f"{base}/api/v1/shows/{show_id}/start", token=host, method="POST")
         assert status == 200 and show["state"] == "live"
@@ -123,7 +134,9 @@ def test_json_logs(env: dict[str, str]) -> None:
     ("variable", "value"),
     [("SHOWROOM_PORT", "eighty"), ("DATABASE_URL", "mysql://db/x"), ("SHOWROOM_LOG_FORMAT", "xml")],
 )
-def test_invalid_setting_stops_start_up_naming_it(env: dict[str, str], variable: str, value: str) -> None:
+def test_invalid_setting_stops_start_up_naming_it(
+    env: dict[str, str], variable: str, value: str
+) -> None:
     env[variable] = value
     result = run(["serve"], env)
     assert result.returncode == 2
@@ -136,11 +149,15 @@ def test_create_token(env: dict[str, str]) -> None:
     assert admin.returncode == 0 and admin.stdout.strip().startswith("shr_admin_")
     host_any = run(["create-token", "--role", "host"], env)
     assert host_any.stdout.strip().startswith("shr_host_")
-    unknown = run(["create-token", "--role", "host", "--show", "00000000-0000-4000-8000-000000000000"], env)
+    unknown = run(
+        ["create-token", "--role", "host", "--show", "00000000-0000-4000-8000-000000000000"], env
+    )
     assert unknown.returncode == 1 and "no show" in unknown.stderr
     malformed = run(["create-token", "--role", "host", "--show", "tomorrow"], env)
     assert malformed.returncode == 2 and "not a show id" in malformed.stderr
-    scoped_admin = run(["create-token", "--role", "admin", "--show", "00000000-0000-4000-8000-000000000000"], env)
+    scoped_admin = run(
+        ["create-token", "--role", "admin", "--show", "00000000-0000-4000-8000-000000000000"], env
+    )
     assert scoped_admin.returncode == 2
 
 
@@ -155,7 +172,17 @@ def test_import_products(env: dict[str, str], tmp_path: Path) -> None:
     partial = run(["import-products", "--valid-only", str(bad)], env)
     assert partial.returncode == 0 and "1 created" in partial.stdout
     good = tmp_path / "good.json"
-    good.write_text(json.dumps([{"sku": "A-1", "title": {"en": "Alpha v2"}, "price": {"amount_minor": 900, "currency": "HKD"}}]))
+    good.write_text(
+        json.dumps(
+            [
+                {
+                    "sku": "A-1",
+                    "title": {"en": "Alpha v2"},
+                    "price": {"amount_minor": 900, "currency": "HKD"},
+                }
+            ]
+        )
+    )
     updated = run(["import-products", str(good)], env)
     assert updated.returncode == 0 and "1 updated" in updated.stdout
     missing = run(["import-products", str(tmp_path / "nope.csv")], env)

@@ -18,7 +18,9 @@ from tests.conftest import (
 
 
 async def test_keys_are_stored_hashed_and_shown_once(api: Api, admin: str, db: Database) -> None:
-    created = await api.call("POST", "/api/v1/api-keys", auth=admin, json_body={"role": "admin", "name": "ERP"})
+    created = await api.call(
+        "POST", "/api/v1/api-keys", auth=admin, json_body={"role": "admin", "name": "ERP"}
+    )
     assert created.status == 201
     token = created.body["token"]
     assert token.startswith("shr_admin_") and created.body["key"]["prefix"] == token[:14]
@@ -30,7 +32,9 @@ async def test_keys_are_stored_hashed_and_shown_once(api: Api, admin: str, db: D
 
 
 async def test_revoked_key_stops_working(api: Api, admin: str) -> None:
-    created = (await api.call("POST", "/api/v1/api-keys", auth=admin, json_body={"role": "admin"})).body
+    created = (
+        await api.call("POST", "/api/v1/api-keys", auth=admin, json_body={"role": "admin"})
+    ).body
     assert (await api.call("GET", "/api/v1/shows", auth=created["token"])).status == 200
     revoked = await api.call("DELETE", f"/api/v1/api-keys/{created['key']['id']}", auth=admin)
     assert revoked.status == 204
@@ -42,11 +46,17 @@ async def test_revoked_key_stops_working(api: Api, admin: str) -> None:
 async def test_host_token_for_unknown_show_is_422(api: Api, admin: str, db: Database) -> None:
     before = await snapshot(db)
     answer = await api.call(
-        "POST", "/api/v1/api-keys", auth=admin, json_body={"role": "host", "show_id": "00000000-0000-4000-8000-000000000000"}
+        "POST",
+        "/api/v1/api-keys",
+        auth=admin,
+        json_body={"role": "host", "show_id": "00000000-0000-4000-8000-000000000000"},
     )
     assert answer.status == 422 and answer.body["errors"][0]["field"] == "show_id"
     admin_scoped = await api.call(
-        "POST", "/api/v1/api-keys", auth=admin, json_body={"role": "admin", "show_id": "00000000-0000-4000-8000-000000000000"}
+        "POST",
+        "/api/v1/api-keys",
+        auth=admin,
+        json_body={"role": "admin", "show_id": "00000000-0000-4000-8000-000000000000"},
     )
     assert admin_scoped.status == 422 and admin_scoped.body["errors"][0]["field"] == "show_id"
     assert await snapshot(db) == before
@@ -75,10 +85,19 @@ async def test_members_listed_for_admins(api: Api, admin: str) -> None:
     ("token", "reason"),
     [
         (viewer_token(expires_in=-120), "expired"),
-        (viewer_token(secret="another-brand-secret-0123456789abcdef"), "Signature verification failed"),
+        (
+            viewer_token(secret="another-brand-secret-0123456789abcdef"),
+            "Signature verification failed",
+        ),
         (jwt.encode({"name": "x", "exp": 4102444800}, VIEWER_SECRET, algorithm="HS256"), "sub"),
-        (jwt.encode({"sub": "a", "exp": 4102444800}, key=None, algorithm="none"), "invalid viewer token"),
-        (jwt.encode({"sub": "x" * 200, "exp": 4102444800}, VIEWER_SECRET, algorithm="HS256"), "1-128"),
+        (
+            jwt.encode({"sub": "a", "exp": 4102444800}, key=None, algorithm="none"),
+            "invalid viewer token",
+        ),
+        (
+            jwt.encode({"sub": "x" * 200, "exp": 4102444800}, VIEWER_SECRET, algorithm="HS256"),
+            "1-128",
+        ),
         ("not-a-token", "invalid viewer token"),
     ],
     ids=["expired", "wrong-secret", "no-sub", "alg-none", "long-sub", "garbage"],
@@ -98,7 +117,9 @@ async def test_guest_cookie_session(api: Api) -> None:
     guest_id = started.body["guest_id"]
     me = await api.call("GET", "/api/v1/me", cookies={"showroom_guest": cookie.value})
     assert (me.body["role"], me.body["subject"], me.body["member"]) == ("guest", guest_id, None)
-    again = await api.call("POST", "/api/v1/guest-session", cookies={"showroom_guest": cookie.value})
+    again = await api.call(
+        "POST", "/api/v1/guest-session", cookies={"showroom_guest": cookie.value}
+    )
     assert again.status == 200 and again.body["guest_id"] == guest_id
     forged = cookie.value.split(".")[0] + ".AAAA"
     assert (await api.call("GET", "/api/v1/me", cookies={"showroom_guest": forged})).status == 401
@@ -112,7 +133,11 @@ async def test_role_matrix(api: Api, admin: str, db: Database) -> None:
     guest = (await api.call("POST", "/api/v1/guest-session")).cookies["showroom_guest"].value
     viewer = viewer_token()
     before = await snapshot(db)
-    callers = {"host": {"auth": host}, "viewer": {"auth": viewer}, "guest": {"cookies": {"showroom_guest": guest}}}
+    callers = {
+        "host": {"auth": host},
+        "viewer": {"auth": viewer},
+        "guest": {"cookies": {"showroom_guest": guest}},
+    }
     admin_only = [
         ("POST", "/api/v1/products", product_body()),
         ("POST", "/api/v1/shows", {"title": "x", "scheduled_start": "2026-12-01T00:00:00Z"}),
@@ -134,7 +159,9 @@ async def test_role_matrix(api: Api, admin: str, db: Database) -> None:
     assert await snapshot(db) == before
 
 
-async def test_viewer_tokens_refused_when_not_configured(aiohttp_client, settings, db: Database) -> None:  # type: ignore[no-untyped-def]
+async def test_viewer_tokens_refused_when_not_configured(
+    aiohttp_client, settings, db: Database
+) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
     from server.app import create_app

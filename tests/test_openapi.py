@@ -31,10 +31,14 @@ def test_every_route_is_documented_and_every_documented_route_exists(settings: S
     served = {
         (route.method, route.resource.canonical)
         for route in app.router.routes()
-        if route.method != "HEAD" and route.resource is not None
-        and not (route.name or "").startswith(NOT_API) and route.resource.name != "web"
+        if route.method != "HEAD"
+        and route.resource is not None
+        and not (route.name or "").startswith(NOT_API)
+        and route.resource.name != "web"
     }
-    documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    documented = {
+        (method.upper(), path) for path, item in document["paths"].items() for method in item
+    }
     assert served == documented
 
 

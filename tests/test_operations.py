@@ -24,7 +24,9 @@ async def test_health_and_readiness(api: Api) -> None:
     assert ready.status == 200 and ready.body == {"status": "ok", "checks": {"database": "ok"}}
 
 
-async def test_readiness_reports_an_unreachable_database(aiohttp_client: Any, settings: Settings) -> None:
+async def test_readiness_reports_an_unreachable_database(
+    aiohttp_client: Any, settings: Settings
+) -> None:
     # A port nothing listens on: the process is up, the database is not.
     dead = replace(settings, database_url="postgresql+asyncpg://nobody@127.0.0.1:9/none")
     client = await aiohttp_client(create_app(dead))
@@ -35,7 +37,9 @@ async def test_readiness_reports_an_unreachable_database(aiohttp_client: Any, se
     assert body["checks"]["database"].startswith("error:")
 
 
-async def test_readiness_checks_redis_when_configured(aiohttp_client: Any, settings: Settings, db: Database) -> None:
+async def test_readiness_checks_redis_when_configured(
+    aiohttp_client: Any, settings: Settings, db: Database
+) -> None:
     url = os.environ.get("SHOWROOM_TEST_REDIS", "redis://127.0.0.1:6379/0")
     from redis.asyncio import Redis
 
@@ -51,7 +55,9 @@ async def test_readiness_checks_redis_when_configured(aiohttp_client: Any, setti
     assert body["checks"] == {"database": "ok", "redis": "ok"}
     down = await aiohttp_client(create_app(replace(settings, redis_url="redis://127.0.0.1:9/0")))
     response = await down.get("/readyz")
-    assert response.status == 503 and (await response.json())["checks"]["redis"].startswith("error:")
+    assert response.status == 503 and (await response.json())["checks"]["redis"].startswith(
+        "error:"
+    )
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -69,7 +75,9 @@ async def test_metrics_count_requests_by_route_template(api: Api, admin: str) ->
     answer = await api.call("GET", "/metrics")
     assert answer.headers["Content-Type"].startswith("text/plain")
     samples = _samples(answer.text)
-    missing = frozenset({("method", "GET"), ("route", "/api/v1/shows/{show_id}"), ("status", "404")})
+    missing = frozenset(
+        {("method", "GET"), ("route", "/api/v1/shows/{show_id}"), ("status", "404")}
+    )
     assert samples[("showroom_http_requests_total", missing)] == 3
     listed = frozenset({("method", "GET"), ("route", "/api/v1/shows"), ("status", "200")})
     assert samples[("showroom_http_requests_total", listed)] == 1
@@ -102,7 +110,9 @@ def access_lines() -> Any:
 
 async def test_one_json_log_line_per_request(api: Api, admin: str, access_lines: list[str]) -> None:
     await api.call("GET", "/api/v1/shows?limit=5", auth=admin)
-    await api.call("POST", "/api/v1/shows", auth=admin, data=b"{", headers={"Content-Type": "application/json"})
+    await api.call(
+        "POST", "/api/v1/shows", auth=admin, data=b"{", headers={"Content-Type": "application/json"}
+    )
     entries = [json.loads(line) for line in access_lines]
     assert [(e["method"], e["path"], e["status"]) for e in entries] == [
         ("GET", "/api/v1/shows", 200),

@@ -11,7 +11,11 @@ from server.store.db import Database
 from tests.conftest import Api, create_show, host_token
 
 ACTIONS = ("start", "end", "cancel")
-ALLOWED = {("scheduled", "start"): "live", ("live", "end"): "ended", ("scheduled", "cancel"): "cancelled"}
+ALLOWED = {
+    ("scheduled", "start"): "live",
+    ("live", "end"): "ended",
+    ("scheduled", "cancel"): "cancelled",
+}
 # How to bring a fresh show into each state.
 PATH_TO = {"scheduled": [], "live": ["start"], "ended": ["start", "end"], "cancelled": ["cancel"]}
 
@@ -56,7 +60,11 @@ async def test_edits_follow_the_state(api: Api, admin: str) -> None:
         "PATCH",
         f"/api/v1/shows/{show['id']}",
         auth=admin,
-        json_body={"title": "  新標題  ", "scheduled_start": "2026-12-02T09:30:00+08:00", "locale": "en"},
+        json_body={
+            "title": "  新標題  ",
+            "scheduled_start": "2026-12-02T09:30:00+08:00",
+            "locale": "en",
+        },
     )
     assert edited.status == 200, edited.text
     assert (edited.body["title"], edited.body["scheduled_start"], edited.body["locale"]) == (
@@ -66,21 +74,32 @@ async def test_edits_follow_the_state(api: Api, admin: str) -> None:
     )
     await api.call("POST", f"/api/v1/shows/{show['id']}/start", auth=admin)
     moved = await api.call(
-        "PATCH", f"/api/v1/shows/{show['id']}", auth=admin, json_body={"scheduled_start": "2026-12-03T00:00:00Z"}
+        "PATCH",
+        f"/api/v1/shows/{show['id']}",
+        auth=admin,
+        json_body={"scheduled_start": "2026-12-03T00:00:00Z"},
     )
     assert moved.status == 409 and moved.body["errors"][0]["field"] == "scheduled_start"
-    retitled = await api.call("PATCH", f"/api/v1/shows/{show['id']}", auth=admin, json_body={"title": "Live now"})
+    retitled = await api.call(
+        "PATCH", f"/api/v1/shows/{show['id']}", auth=admin, json_body={"title": "Live now"}
+    )
     assert retitled.status == 200 and retitled.body["title"] == "Live now"
     await api.call("POST", f"/api/v1/shows/{show['id']}/end", auth=admin)
-    frozen = await api.call("PATCH", f"/api/v1/shows/{show['id']}", auth=admin, json_body={"title": "Later"})
+    frozen = await api.call(
+        "PATCH", f"/api/v1/shows/{show['id']}", auth=admin, json_body={"title": "Later"}
+    )
     assert frozen.status == 409
-    assert (await api.call("GET", f"/api/v1/shows/{show['id']}", auth=admin)).body["title"] == "Live now"
+    assert (await api.call("GET", f"/api/v1/shows/{show['id']}", auth=admin)).body[
+        "title"
+    ] == "Live now"
 
 
 async def test_list_pages_in_schedule_order(api: Api, admin: str) -> None:
     days = [5, 1, 3, 2, 4]
     for day in days:
-        await create_show(api, admin, title=f"day {day}", scheduled_start=f"2026-12-0{day}T12:00:00Z")
+        await create_show(
+            api, admin, title=f"day {day}", scheduled_start=f"2026-12-0{day}T12:00:00Z"
+        )
     first = await api.call("GET", "/api/v1/shows?limit=2", auth=admin)
     second = await api.call("GET", "/api/v1/shows?limit=2&offset=2", auth=admin)
     last = await api.call("GET", "/api/v1/shows?limit=2&offset=4", auth=admin)
@@ -99,6 +118,10 @@ async def test_scoped_host_sees_and_runs_only_its_show(api: Api, admin: str, db:
     assert (await api.call("POST", f"/api/v1/shows/{mine['id']}/start", auth=host)).status == 200
     # Hosts run shows; scheduling, editing and cancelling stay with the brand's admins.
     assert (await api.call("POST", f"/api/v1/shows/{other['id']}/cancel", auth=host)).status == 403
-    assert (await api.call("PATCH", f"/api/v1/shows/{mine['id']}", auth=host, json_body={"title": "x"})).status == 403
+    assert (
+        await api.call("PATCH", f"/api/v1/shows/{mine['id']}", auth=host, json_body={"title": "x"})
+    ).status == 403
     any_show = await host_token(db, None)
-    assert (await api.call("POST", f"/api/v1/shows/{other['id']}/start", auth=any_show)).status == 200
+    assert (
+        await api.call("POST", f"/api/v1/shows/{other['id']}/start", auth=any_show)
+    ).status == 200

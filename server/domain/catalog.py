@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -116,7 +116,7 @@ def _parse_fields(
         for name in _REQUIRED:
             if name not in obj:
                 errors.append(InvalidValue("is required", field=name))
-    parsers = {
+    parsers: dict[str, Callable[[Any], Any]] = {
         "sku": check_sku,
         "title": lambda v: _localized(v, "title", TITLE_MAX, required=True),
         "description": lambda v: _localized(v, "description", DESCRIPTION_MAX, required=False),
@@ -185,7 +185,7 @@ def _stock(value: object) -> int:
 
 def _status(value: object) -> ProductStatus:
     try:
-        return ProductStatus(value)
+        return ProductStatus(str(value) if isinstance(value, str) else "")
     except ValueError:
         raise InvalidValue(
             f"must be one of {', '.join(s.value for s in ProductStatus)}", field="status"

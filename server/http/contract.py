@@ -71,7 +71,10 @@ _CONTRACT_URI = "urn:showroom:api"
 _REGISTRY: Registry[Any] = Registry().with_resource(
     _CONTRACT_URI,
     Resource.from_contents(
-        {"$schema": "https://json-schema.org/draft/2020-12/schema", "components": {"schemas": SCHEMAS}}
+        {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "components": {"schemas": SCHEMAS},
+        }
     ),
 )
 
@@ -149,7 +152,10 @@ def _describe(error: ValidationError) -> list[FieldError]:
             branches.setdefault(sub.relative_schema_path[0], []).append(sub)
         closest = min(
             branches.values(),
-            key=lambda errs: (any(e.validator == "type" and not e.relative_path for e in errs), len(errs)),
+            key=lambda errs: (
+                any(e.validator == "type" and not e.relative_path for e in errs),
+                len(errs),
+            ),
         )
         return [d for sub in closest for d in _describe(sub)]
     return [FieldError(_join(path), describe() if describe else error.message[:200])]
@@ -333,7 +339,11 @@ def openapi_document(operations: list[Operation], *, server_url: str) -> dict[st
                 media = "application/problem+json" if schema == "Problem" else op.response_type
                 entry["content"] = {media: {"schema": ref(schema)}}
             elif status < 300 and status != 204:
-                plain = {"type": "object"} if op.response_type == "application/json" else {"type": "string"}
+                plain = (
+                    {"type": "object"}
+                    if op.response_type == "application/json"
+                    else {"type": "string"}
+                )
                 entry["content"] = {op.response_type: {"schema": plain}}
             responses[str(status)] = entry
         for status, reason in _implied_errors(op):

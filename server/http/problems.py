@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from http import HTTPStatus
 from typing import Any
 
@@ -17,7 +18,7 @@ PROBLEM_TYPE_BASE = "https://showroom.dev/problems/"
 class FieldError:
     field: str | None
     message: str
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = dataclass_field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"field": self.field, "message": self.message, **self.extra}

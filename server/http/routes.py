@@ -198,6 +198,7 @@ OPERATIONS: list[Operation] = [
         {
             200: ("Imported (or checked, with dry_run)", "ImportReport"),
             422: ("Rows have errors; nothing was written", "Problem"),
+            409: ("A concurrent change to the same SKUs; nothing was written", "Problem"),
         },
         roles=ADMIN,
         query=(

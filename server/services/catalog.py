@@ -267,8 +267,8 @@ def parse_import(
     errors: list[RowError] = []
     first_row_of: dict[str, int] = {}
     for number, (draft, problems), sku in results:
-        for problem in problems:
-            errors.append(RowError(number, sku, problem.field, problem.message))
+        for broken in problems:
+            errors.append(RowError(number, sku, broken.field, broken.message))
         if draft is None:
             continue
         if draft.sku in first_row_of:
@@ -294,6 +294,18 @@ async def do_import_products(
         return report
     if not drafts:
         return report
+    try:
+        await _write_import(db, drafts, report)
+    except IntegrityError:
+        # Another import or create added one of these SKUs after we looked; nothing was written.
+        raise Conflict("another change to these SKUs happened at the same time; retry") from None
+    report.written = True
+    return report
+
+
+async def _write_import(
+    db: Database, drafts: list[tuple[int, ProductDraft]], report: ImportReport
+) -> None:
     async with db.transaction() as session:
         existing = {
             row.sku: row
@@ -316,5 +328,3 @@ async def do_import_products(
                 report.updated += 1
             # An import states the stock the brand counted, so it replaces stock too.
             _apply(row, draft, with_stock=True)
-    report.written = True
-    return report

@@ -15,9 +15,12 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
         "sqlalchemy.url"
     )
+    if not url:
+        raise SystemExit("no database URL: pass -x url=... or use `showroom migrate`")
+    return url
 
 
 def _run(connection: Connection) -> None:
