@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The demo's banned words (Cantonese and Mandarin insults, a spam phrase); set your own to override.
+run: export SHOWROOM_BANNED_WORDS ?= 垃圾,廢柴,仆街,傻逼,加微信
 run: install
 	$(BIN)/showroom migrate
 	$(BIN)/showroom seed-demo

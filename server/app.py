@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -14,39 +17,32 @@ from server.http.errors import problem_answers
 from server.http.observability import Metrics, observe
 from server.http.pages import add_pages
 from server.http.routes import OPERATIONS
-from server.keys import DATABASE, METRICS, OPENAPI, REDIS, SETTINGS
-from server.services.identity import (
-    ADMIN_PREFIX,
-    GUEST_COOKIE,
-    HOST_PREFIX,
-    Principal,
-    Unauthenticated,
-    access_key_principal,
-    guest_principal,
-    viewer_principal,
-)
+from server.keys import DATABASE, METRICS, OPENAPI, REDIS, ROOMS, SETTINGS
+from server.realtime.live import NAMESPACE, LiveNamespace
+from server.realtime.rooms import RoomHub
+from server.services.identity import GUEST_COOKIE, Principal, Unauthenticated, identify
 from server.store.db import Database, create_engine
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
 async def authenticate(request: web.Request) -> Principal | None:
-    """The caller from `Authorization: Bearer` (API key, host token or viewer JWT) or the
-    guest cookie; None when no credentials were sent at all."""
+    """The caller from `Authorization: Bearer` or the guest cookie; None without either."""
     settings = request.app[SETTINGS]
+    bearer = None
     header = request.headers.get("Authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        bearer = token.strip()
+        if scheme.lower() != "bearer" or not bearer:
             raise Unauthenticated("use Authorization: Bearer <token>")
-        if token.startswith((ADMIN_PREFIX, HOST_PREFIX)):
-            return await access_key_principal(request.app[DATABASE], token)
-        return viewer_principal(token, settings.viewer_jwt_secret)
-    cookie = request.cookies.get(GUEST_COOKIE)
-    if cookie:
-        return guest_principal(cookie, settings.secret_key)
-    return None
+    return await identify(
+        request.app[DATABASE],
+        bearer=bearer,
+        guest_cookie=request.cookies.get(GUEST_COOKIE),
+        secret_key=settings.secret_key,
+        viewer_jwt_secret=settings.viewer_jwt_secret,
+    )
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -63,6 +59,23 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = client
     yield
     await client.aclose()
+
+
+async def _rooms(app: web.Application) -> AsyncIterator[None]:
+    flusher = asyncio.create_task(app[ROOMS].run(), name="room-frames")
+    yield
+    flusher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await flusher
+
+
+def _attach_live_room(app: web.Application, settings: Settings) -> None:
+    sio = socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False)
+    hub = RoomHub(sio, NAMESPACE)
+    app[ROOMS] = hub
+    sio.register_namespace(LiveNamespace(db=lambda: app[DATABASE], settings=settings, hub=hub))
+    sio.attach(app, socketio_path="socket.io")
+    app.cleanup_ctx.append(_rooms)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -84,6 +97,7 @@ def create_app(settings: Settings) -> web.Application:
     app[OPENAPI] = openapi_document(OPERATIONS, server_url=settings.public_url)
     add_pages(app, WEB_DIR)
     app.cleanup_ctx.append(_database)
+    _attach_live_room(app, settings)
     if settings.redis_url is not None:
         app.cleanup_ctx.append(_redis)
     return app

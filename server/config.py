@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -74,6 +75,20 @@ def _secret(raw: str) -> str:
 
 def _optional_secret(raw: str) -> str | None:
     return _secret(raw) if raw else None
+
+
+def _word_list(raw: str) -> tuple[str, ...]:
+    return tuple(w.strip() for w in raw.split(",") if w.strip())
+
+
+def _positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if not 0 < value < math.inf:
+        raise ValueError("must be a finite number greater than 0")
+    return value
 
 
 def _log_level(raw: str) -> str:
@@ -171,6 +186,34 @@ SETTINGS: tuple[Setting, ...] = (
         "Locale of new shows when the request names none.",
     ),
     Setting(
+        "SHOWROOM_BANNED_WORDS",
+        "banned_words",
+        _word_list,
+        "",
+        "Comma-separated words and phrases chat may not contain (case-insensitive).",
+    ),
+    Setting(
+        "SHOWROOM_BANNED_WORDS_MODE",
+        "banned_words_mode",
+        _choice("mask", "block"),
+        "mask",
+        "mask: replace banned words with ＊; block: refuse the message.",
+    ),
+    Setting(
+        "SHOWROOM_CHAT_BURST",
+        "chat_burst",
+        _positive_int,
+        "5",
+        "Chat messages a member may send at once before the rate limit applies.",
+    ),
+    Setting(
+        "SHOWROOM_CHAT_PER_SECOND",
+        "chat_per_second",
+        _positive_float,
+        "1",
+        "Sustained chat messages per second per member, after the burst.",
+    ),
+    Setting(
         "SHOWROOM_LOG_FORMAT",
         "log_format",
         _choice("text", "json"),
@@ -195,6 +238,10 @@ class Settings:
     max_import_bytes: int = 10_485_760
     default_currency: str = "HKD"
     default_locale: str = "zh-HK"
+    banned_words: tuple[str, ...] = ()
+    banned_words_mode: str = "mask"
+    chat_burst: int = 5
+    chat_per_second: float = 1.0
     log_format: str = "text"
     log_level: str = "INFO"
 
@@ -224,9 +271,9 @@ class Settings:
                 raise SettingsError(f"{setting.env}={raw!r}: {reason}") from None
         data_dir: Path = values.setdefault("data_dir", Path("data"))
         values.setdefault("database_url", f"sqlite+aiosqlite:///{data_dir / 'showroom.db'}")
-        values.setdefault(
-            "public_url", f"http://{values.get('host', '127.0.0.1')}:{values.get('port', 8080)}"
-        )
+        host = values.get("host", "127.0.0.1")
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address needs brackets in a URL
+        values.setdefault("public_url", f"http://{host}:{values.get('port', 8080)}")
         if "secret_key" not in values:
             values["secret_key"] = _stored_secret(data_dir)
         return cls(**values)
@@ -248,8 +295,11 @@ def _stored_secret(data_dir: Path) -> str:
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         value = secrets.token_urlsafe(48)
-        path.write_text(value + "\n")
-        path.chmod(0o600)
+        # Created private: never readable by others, not even between write and chmod.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a file that already existed keeps its mode through O_CREAT
+        with os.fdopen(fd, "w") as key_file:
+            key_file.write(value + "\n")
     except OSError as exc:
         raise SettingsError(
             f"SHOWROOM_SECRET_KEY is unset and {path} is unwritable: {exc}"

@@ -7,10 +7,12 @@ from redis.asyncio import Redis
 
 from server.config import Settings
 from server.http.observability import Metrics
+from server.realtime.rooms import RoomHub
 from server.store.db import Database
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 METRICS = web.AppKey("metrics", Metrics)
 REDIS = web.AppKey("redis", Redis)
+ROOMS = web.AppKey("rooms", RoomHub)
 OPENAPI = web.AppKey("openapi", dict)  # type: ignore[type-abstract]

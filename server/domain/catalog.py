@@ -166,7 +166,9 @@ def _image_url(value: object) -> str | None:
     url = value.strip()
     parts = urlsplit(url)
     if len(url) > IMAGE_URL_MAX or not (
-        (parts.scheme in ("http", "https") and parts.netloc) or url.startswith("/")
+        (parts.scheme in ("http", "https") and parts.netloc)
+        # A path on this server; "//host/x" would load from another origin.
+        or (url.startswith("/") and not url.startswith("//"))
     ):
         raise InvalidValue(
             f"must be an http(s) URL or a path starting with / (at most {IMAGE_URL_MAX} characters)",
@@ -261,7 +263,13 @@ def try_draft_from_csv(
             errors.append(InvalidValue("must be a whole number", field="stock"))
             del obj["stock"]
     if errors:
-        # Still report the other columns' problems in the same pass.
-        _, more = try_draft_from_json({**obj, "price": {"amount_minor": 0, "currency": currency}})
-        return None, errors + [e for e in more if e.field not in {x.field for x in errors}]
+        # Still report the other columns' problems in the same pass. A price that failed to
+        # parse is stood in for, and rules that compare against it are not judged.
+        broken = {e.field for e in errors}
+        probe = dict(obj)
+        if "price" in broken:
+            probe["price"] = {"amount_minor": 0, "currency": currency}
+            broken.add("compare_at_price")
+        _, more = try_draft_from_json(probe)
+        return None, errors + [e for e in more if e.field not in broken]
     return try_draft_from_json(obj)

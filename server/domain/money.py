@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 from server.domain.errors import InvalidValue
 
@@ -60,11 +60,20 @@ class Money:
             raise InvalidValue(f"{text!r} is not a decimal amount", field=field)
         if value < 0:
             raise InvalidValue("must not be negative", field=field)
-        minor = value.scaleb(exponent)
+        too_precise = InvalidValue(
+            f"{text!r} has more than {exponent} decimal places for {currency}", field=field
+        )
+        # Check magnitude before arithmetic: Decimal's default context would round a long
+        # number to 28 digits, underflow a tiny one to 0 and overflow a huge exponent.
+        if value != 0 and value.adjusted() < -exponent:
+            raise too_precise
+        if value.adjusted() > 15:
+            raise InvalidValue("amount is too large", field=field)
+        with localcontext() as exact:
+            exact.prec = len(value.as_tuple().digits) + exponent + 2
+            minor = value.scaleb(exponent)
         if minor != minor.to_integral_value():
-            raise InvalidValue(
-                f"{text!r} has more than {exponent} decimal places for {currency}", field=field
-            )
+            raise too_precise
         if minor > MAX_AMOUNT_MINOR:
             raise InvalidValue("amount is too large", field=field)
         return cls(int(minor), currency)

@@ -147,6 +147,25 @@ OPERATIONS: list[Operation] = [
         {**_ok("Show"), 409: ("The show is not scheduled", "Problem")},
         roles=ADMIN,
     ),
+    Operation(
+        "GET",
+        "/api/v1/shows/{show_id}/chat",
+        shows.list_chat,
+        "listChat",
+        "Read chat history",
+        "shows",
+        _ok("ChatPage"),
+        roles=ANYONE,
+        query=(
+            Param("before", {"type": "integer", "minimum": 1}, "Messages older than this seq."),
+            Param(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
+                "Page size.",
+            ),
+        ),
+        description="Oldest first. Page back with before=next_before until it is null.",
+    ),
     # --- catalog ----------------------------------------------------------------------------
     Operation(
         "POST",

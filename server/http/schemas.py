@@ -280,6 +280,43 @@ SCHEMAS: dict[str, Schema] = {
         "additionalProperties": False,
         "properties": {"items": {"type": "array", "items": ref("ApiKey")}},
     },
+    "ChatMessage": {
+        "type": "object",
+        "required": ["type", "seq", "id", "author", "text", "created_at"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"const": "chat.message"},
+            "seq": {"type": "integer", "description": "The show's event number."},
+            "id": UUID,
+            "author": {
+                "type": "object",
+                "required": ["id", "name", "role"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {
+                        "type": "string",
+                        "description": "Opaque and stable per author; never a member id.",
+                    },
+                    "name": {"type": "string"},
+                    "role": {"enum": [r.value for r in Role]},
+                },
+            },
+            "text": {
+                "type": "string",
+                "description": "Plain text: render it as text, never as HTML.",
+            },
+            "created_at": DATE_TIME,
+        },
+    },
+    "ChatPage": {
+        "type": "object",
+        "required": ["items", "next_before"],
+        "additionalProperties": False,
+        "properties": {
+            "items": {"type": "array", "items": ref("ChatMessage")},
+            "next_before": {"type": ["integer", "null"]},
+        },
+    },
     "Member": {
         "type": "object",
         "required": ["id", "external_id", "display_name", "created_at"],

@@ -11,8 +11,9 @@ from server.domain.shows import ShowAction, ShowState
 from server.http import views
 from server.http.contract import BODY, PATH, PRINCIPAL, QUERY
 from server.http.problems import Problem
-from server.keys import DATABASE, SETTINGS
-from server.services import shows
+from server.keys import DATABASE, ROOMS, SETTINGS
+from server.realtime import payloads
+from server.services import chat, shows
 from server.services.identity import Role
 
 
@@ -87,6 +88,10 @@ def _transition(action: ShowAction) -> Any:
         record = await shows.do_transition_show(
             request.app[DATABASE], request[PATH]["show_id"], action
         )
+        # After the commit: everyone in the room learns the show went live or ended.
+        request.app[ROOMS].publish(
+            str(record.id), {"type": "show.state", "state": record.state.value}
+        )
         return _answer(request, record)
 
     handle.__name__ = f"{action.value}_show"
@@ -96,3 +101,21 @@ def _transition(action: ShowAction) -> Any:
 start_show = _transition(ShowAction.START)
 end_show = _transition(ShowAction.END)
 cancel_show = _transition(ShowAction.CANCEL)
+
+
+async def list_chat(request: web.Request) -> web.Response:
+    query = request[QUERY]
+    records = await chat.list_chat(
+        request.app[DATABASE],
+        request[PATH]["show_id"],
+        before_seq=query.get("before"),
+        limit=query["limit"],
+    )
+    secret = request.app[SETTINGS].secret_key
+    full = len(records) == query["limit"]
+    return views.reply(
+        {
+            "items": [payloads.chat_message(r, secret) for r in records],
+            "next_before": records[0].seq if records and full else None,
+        }
+    )

@@ -234,3 +234,22 @@ async def list_members(db: Database, *, limit: int, offset: int) -> tuple[list[M
             .offset(offset)
         )
         return [MemberRecord.of(r) for r in rows], int(total or 0)
+
+
+async def identify(
+    db: Database,
+    *,
+    bearer: str | None,
+    guest_cookie: str | None,
+    secret_key: str,
+    viewer_jwt_secret: str | None,
+) -> Principal | None:
+    """The caller from a bearer token (API key, host token or viewer JWT) or else the guest
+    cookie; None when neither was sent. Invalid credentials raise Unauthenticated."""
+    if bearer is not None:
+        if bearer.startswith((ADMIN_PREFIX, HOST_PREFIX)):
+            return await access_key_principal(db, bearer)
+        return viewer_principal(bearer, viewer_jwt_secret)
+    if guest_cookie:
+        return guest_principal(guest_cookie, secret_key)
+    return None

@@ -82,6 +82,15 @@ class Database:
         async with self._readers() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """A read transaction whose every query sees the same committed state. SQLite's WAL
+        read transactions already do; PostgreSQL needs REPEATABLE READ for it."""
+        async with self._readers() as session, session.begin():
+            if self.dialect == "postgresql":
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

@@ -1,0 +1,39 @@
+"""The public JSON shapes of live-room data, shared by Socket.IO events and the REST API."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from typing import Any
+
+from server.services.chat import ChatRecord
+
+
+def when(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def public_author_id(role: str, subject: str, secret_key: str) -> str:
+    """A stable, opaque id for a chat author: other viewers can tell authors apart (and the
+    host can moderate them) without ever seeing a member's id in the brand's CRM."""
+    digest = hmac.new(
+        secret_key.encode(), f"author:{role}:{subject}".encode(), hashlib.sha256
+    ).digest()
+    return "a_" + base64.urlsafe_b64encode(digest[:12]).decode()
+
+
+def chat_message(record: ChatRecord, secret_key: str) -> dict[str, Any]:
+    return {
+        "type": "chat.message",
+        "seq": record.seq,
+        "id": str(record.id),
+        "author": {
+            "id": public_author_id(record.author_role, record.author_id, secret_key),
+            "name": record.author_name,
+            "role": record.author_role,
+        },
+        "text": record.text,
+        "created_at": when(record.created_at),
+    }

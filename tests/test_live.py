@@ -1,0 +1,338 @@
+"""The live room over Socket.IO with the real python-socketio client: join snapshots, chat
+fan-out in coalesced frames, the join race, rate limits, banned words and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import socketio
+
+from server.app import create_app
+from server.config import Settings
+from server.realtime import live
+from server.realtime.rooms import FRAME_INTERVAL
+from server.store.db import Database
+from tests.conftest import Api, create_show, host_token, snapshot, viewer_token
+
+
+class LiveClient:
+    """One socket: collects every frame and calls events with acks."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.frames: list[dict[str, Any]] = []
+        self.sio.on("frame", self.frames.append, namespace="/live")
+
+    async def connect(
+        self, url: str, *, token: str | None = None, cookie: str | None = None
+    ) -> None:
+        await self.sio.connect(
+            url,
+            namespaces=["/live"],
+            auth={"token": token} if token else None,
+            headers={"Cookie": f"showroom_guest={cookie}"} if cookie else {},
+            transports=["websocket"],
+            wait_timeout=5,
+        )
+
+    async def call(self, event: str, *payload: Any) -> Any:
+        return await self.sio.call(event, *payload, namespace="/live", timeout=5)
+
+    def events(self, kind: str = "chat.message") -> list[dict[str, Any]]:
+        return [e for f in self.frames for e in f["events"] if e["type"] == kind]
+
+
+@pytest.fixture
+async def room(
+    aiohttp_client: Any, settings: Settings, db: Database
+) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """Start a server with the given setting overrides; returns (url, api client)."""
+    clients: list[LiveClient] = []
+
+    async def start(**overrides: Any) -> tuple[str, Callable[[], Awaitable[LiveClient]], Api]:
+        app = create_app(replace(settings, **{"chat_burst": 100, **overrides}))
+        client = await aiohttp_client(app)
+        url = str(client.make_url("/"))
+        from server.keys import OPENAPI
+
+        async def connect(token: str | None = None, cookie: str | None = None) -> LiveClient:
+            live_client = LiveClient()
+            await live_client.connect(url, token=token, cookie=cookie)
+            clients.append(live_client)
+            return live_client
+
+        return url, connect, Api(client, app[OPENAPI])
+
+    yield start
+    for c in clients:
+        await c.sio.disconnect()
+
+
+async def settle() -> None:
+    await asyncio.sleep(FRAME_INTERVAL * 3)
+
+
+async def test_chat_reaches_everyone_in_coalesced_frames(room: Any, admin: str) -> None:
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    alice, bob = (
+        await connect(viewer_token("alice", "Alice")),
+        await connect(viewer_token("bob", "Bob")),
+    )
+    for client in (alice, bob):
+        assert (await client.call("join", {"show_id": show["id"]}))["ok"]
+    acks = [await alice.call("chat:send", {"text": f"  msg {n}\n "}) for n in range(8)]
+    assert all(a["ok"] for a in acks) and acks[0]["message"]["text"] == "msg 0"
+    await settle()
+    received = bob.events()
+    assert [m["text"] for m in received] == [f"msg {n}" for n in range(8)]  # all, once, in order
+    assert [m["seq"] for m in received] == sorted({m["seq"] for m in received})
+    assert (
+        len([f for f in bob.frames if any(e["type"] == "chat.message" for e in f["events"])]) <= 3
+    )
+    assert received[0]["author"]["name"] == "Alice" and "alice" not in str(received[0]["author"])
+    assert alice.events() == received  # the sender sees its own messages in the same frames
+
+
+async def test_join_snapshot(room: Any, admin: str) -> None:
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    first = await connect(viewer_token("m1"))
+    await first.call("join", {"show_id": show["id"]})
+    for n in range(55):
+        await first.call("chat:send", {"text": f"hello {n}"})
+    second_tab = await connect(viewer_token("m1"))
+    ack = await second_tab.call("join", {"show_id": show["id"]})
+    snap = ack["snapshot"]
+    assert [m["text"] for m in snap["messages"]] == [
+        f"hello {n}" for n in range(5, 55)
+    ]  # the last 50
+    assert snap["seq"] == 55 and snap["show"]["state"] == "scheduled"
+    assert snap["pinned_products"] == [] and snap["viewers"] == 1  # two tabs, one member
+    history = await api.call("GET", f"/api/v1/shows/{show['id']}/chat?limit=20", auth=admin)
+    assert [m["seq"] for m in history.body["items"]] == list(range(36, 56))
+    older = await api.call(
+        "GET",
+        f"/api/v1/shows/{show['id']}/chat?limit=20&before={history.body['next_before']}",
+        auth=admin,
+    )
+    assert [m["seq"] for m in older.body["items"]] == list(range(16, 36))
+
+
+@pytest.mark.parametrize("pause", ["before-read", "after-read"])
+async def test_join_race_loses_and_repeats_nothing(
+    room: Any, admin: str, monkeypatch: Any, pause: str
+) -> None:
+    """Messages arrive while the joiner's snapshot is being read: committed before the read
+    (so they are in the snapshot and in flushed frames) or after it (so only in frames)."""
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    talker = await connect(viewer_token("talker"))
+    await talker.call("join", {"show_id": show["id"]})
+    for n in range(3):
+        await talker.call("chat:send", {"text": f"before {n}"})
+
+    reading, release = asyncio.Event(), asyncio.Event()
+    original = live.chat.access_room_snapshot
+
+    async def slow_snapshot(db: Database, show_id: Any) -> Any:
+        if pause == "before-read":
+            reading.set()
+            await release.wait()
+            return await original(db, show_id)
+        result = await original(db, show_id)
+        reading.set()
+        await release.wait()
+        return result
+
+    monkeypatch.setattr(live.chat, "access_room_snapshot", slow_snapshot)
+    joiner = await connect(viewer_token("joiner"))
+    join = asyncio.create_task(joiner.call("join", {"show_id": show["id"]}))
+    await reading.wait()
+    for n in range(4):
+        await talker.call("chat:send", {"text": f"during {n}"})
+    await settle()  # those messages are flushed while the joiner is still joining
+    release.set()
+    ack = await join
+    for n in range(3):
+        await talker.call("chat:send", {"text": f"after {n}"})
+    await settle()
+
+    seen = [m["text"] for m in ack["snapshot"]["messages"]] + [m["text"] for m in joiner.events()]
+    expected = (
+        [f"before {n}" for n in range(3)]
+        + [f"during {n}" for n in range(4)]
+        + [f"after {n}" for n in range(3)]
+    )
+    assert seen == expected
+
+
+async def test_show_state_changes_reach_the_room(room: Any, admin: str, db: Database) -> None:
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    viewer = await connect(viewer_token())
+    await viewer.call("join", {"show_id": show["id"]})
+    host = await host_token(db, show["id"])
+    assert (await api.call("POST", f"/api/v1/shows/{show['id']}/start", auth=host)).status == 200
+    await settle()
+    assert [e["state"] for e in viewer.events("show.state")] == ["live"]
+    await api.call("POST", f"/api/v1/shows/{show['id']}/end", auth=host)
+    await settle()
+    assert [e["state"] for e in viewer.events("show.state")] == ["live", "ended"]
+    closed = await viewer.call("chat:send", {"text": "still there?"})
+    assert closed["error"]["code"] == "conflict" and "chat is closed" in closed["error"]["message"]
+
+
+async def test_presence_counts_members_not_sockets(room: Any, admin: str) -> None:
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    tabs = [await connect(viewer_token("same-member")) for _ in range(2)]
+    other = await connect(viewer_token("someone-else"))
+    for client in (*tabs, other):
+        await client.call("join", {"show_id": show["id"]})
+    await asyncio.sleep(1.2)
+    assert other.events("presence")[-1]["viewers"] == 2
+
+
+async def test_rate_limit_is_per_member_across_tabs(room: Any, admin: str, db: Database) -> None:
+    _, connect, api = await room(chat_burst=3, chat_per_second=1.0)
+    show = await create_show(api, admin)
+    tab1, tab2 = await connect(viewer_token("fast")), await connect(viewer_token("fast"))
+    for tab in (tab1, tab2):
+        await tab.call("join", {"show_id": show["id"]})
+    acks = [await tab.call("chat:send", {"text": "hi"}) for tab in (tab1, tab2, tab1, tab2)]
+    assert [a["ok"] for a in acks] == [True, True, True, False]
+    limited = acks[3]["error"]
+    assert limited["code"] == "rate_limited" and 0 < limited["retry_after_ms"] <= 1000
+    history = await api.call("GET", f"/api/v1/shows/{show['id']}/chat", auth=admin)
+    assert len(history.body["items"]) == 3
+    await asyncio.sleep(limited["retry_after_ms"] / 1000)
+    assert (await tab2.call("chat:send", {"text": "again"}))["ok"]
+
+
+async def test_banned_words_masked_or_blocked(room: Any, admin: str, db: Database) -> None:
+    _, connect, api = await room(banned_words=("垃圾", "scam"))
+    show = await create_show(api, admin)
+    viewer = await connect(viewer_token())
+    await viewer.call("join", {"show_id": show["id"]})
+    masked = await viewer.call("chat:send", {"text": "呢個唔係垃圾, not a SCAM"})
+    assert masked["message"]["text"] == "呢個唔係＊＊, not a ＊＊＊＊"
+
+    _, connect2, _ = await room(banned_words=("垃圾",), banned_words_mode="block")
+    viewer2 = await connect2(viewer_token())
+    await viewer2.call("join", {"show_id": show["id"]})
+    before = await snapshot(db)
+    blocked = await viewer2.call("chat:send", {"text": "垃圾"})
+    assert blocked["error"]["code"] == "blocked_word"
+    assert await snapshot(db) == before
+
+
+async def test_text_rules(room: Any, admin: str) -> None:
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    viewer = await connect(viewer_token())
+    await viewer.call("join", {"show_id": show["id"]})
+    family = "👨\u200d👩\u200d👧\u200d👦"
+    at_limit = await viewer.call(
+        "chat:send", {"text": family * 500}
+    )  # 500 characters, 3,500 code points
+    assert at_limit["ok"], at_limit
+    over = await viewer.call("chat:send", {"text": "好" * 501})
+    assert over["error"] == {
+        "code": "invalid",
+        "message": "message is 501 characters; the limit is 500",
+        "field": "text",
+    }
+    blank = await viewer.call("chat:send", {"text": " \u200b\n "})
+    assert blank["error"]["code"] == "invalid" and blank["error"]["field"] == "text"
+    html = await viewer.call("chat:send", {"text": "<b>bold</b>"})
+    assert html["message"]["text"] == "<b>bold</b>"  # stored as text; clients render it as text
+
+
+async def test_bad_input_gets_error_acks_and_keeps_the_connection(
+    room: Any, admin: str, db: Database
+) -> None:
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    ended = await create_show(api, admin)
+    await api.call("POST", f"/api/v1/shows/{ended['id']}/start", auth=admin)
+    await api.call("POST", f"/api/v1/shows/{ended['id']}/end", auth=admin)
+    other_host = await host_token(db, ended["id"])
+    viewer = await connect(viewer_token())
+    host = await connect(other_host)
+    before = await snapshot(db)
+    cases = [
+        (viewer, ("chat:send", {"text": "hi"}), "not_joined"),
+        (viewer, ("dance", {}), "unknown_event"),
+        (viewer, ("join", "not an object"), "bad_payload"),
+        (viewer, ("join", {"show_id": 42}), "bad_payload"),
+        (viewer, ("join", {"show_id": "nope"}), "not_found"),
+        (viewer, ("join", {"show_id": "00000000-0000-4000-8000-000000000000"}), "not_found"),
+        (viewer, ("join", {"show_id": ended["id"]}), "show_closed"),
+        (viewer, ("chat:send", {"text": "x" * 20000}), "payload_too_large"),
+        (host, ("join", {"show_id": show["id"]}), "forbidden"),
+    ]
+    for client, (event, payload), code in cases:
+        ack = await client.call(event, payload)
+        assert ack["ok"] is False and ack["error"]["code"] == code, (event, payload, ack)
+        assert ack["error"]["message"]
+    assert await snapshot(db) == before
+    # Still connected and usable after all of that.
+    assert (await viewer.call("join", {"show_id": show["id"]}))["ok"]
+    assert (await viewer.call("chat:send", {"text": 5}))["error"]["code"] == "bad_payload"
+    assert (await viewer.call("chat:send", {"text": "hi", "colour": "red"}))["error"][
+        "code"
+    ] == "bad_payload"
+    assert (await viewer.call("chat:send", {"text": "ok now"}))["ok"]
+
+
+async def test_connecting_needs_credentials(room: Any, admin: str) -> None:
+    url, connect, api = await room()
+    show = await create_show(api, admin)
+    for token in (None, "shr_admin_forged", viewer_token(expires_in=-300)):
+        client = LiveClient()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(url, token=token)
+    guest = (await api.call("POST", "/api/v1/guest-session")).cookies["showroom_guest"].value
+    visitor = await connect(cookie=guest)
+    ack = await visitor.call("join", {"show_id": show["id"]})
+    assert ack["ok"] and ack["snapshot"]["you"]["role"] == "guest"
+    sent = await visitor.call("chat:send", {"text": "guest here"})
+    assert sent["message"]["author"]["name"] == "Guest"
+
+
+async def test_late_publish_of_an_event_the_snapshot_holds_is_not_resent(
+    room: Any, admin: str, monkeypatch: Any
+) -> None:
+    """A message commits, the joiner's snapshot includes it, and only then does its publish
+    reach the room (publishing follows the commit): the joiner must not get it again."""
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    talker = await connect(viewer_token("talker"))
+    await talker.call("join", {"show_id": show["id"]})
+    last = (await talker.call("chat:send", {"text": "one"}))["message"]
+    await settle()
+    from server.keys import ROOMS
+
+    hub = api.client.server.app[ROOMS]
+    original = live.chat.access_room_snapshot
+
+    async def then_late_publish(db: Database, show_id: Any) -> Any:
+        result = await original(db, show_id)
+        hub.publish(str(show_id), {**last, "text": "late copy"})  # seq == snapshot seq
+        return result
+
+    monkeypatch.setattr(live.chat, "access_room_snapshot", then_late_publish)
+    joiner = await connect(viewer_token("joiner"))
+    ack = await joiner.call("join", {"show_id": show["id"]})
+    assert ack["snapshot"]["seq"] == last["seq"]
+    await talker.call("chat:send", {"text": "two"})
+    await settle()
+    assert [m["text"] for m in ack["snapshot"]["messages"]] + [
+        m["text"] for m in joiner.events()
+    ] == ["one", "two"]
+    assert "late copy" in [m["text"] for m in talker.events()]  # members behind it still get it
