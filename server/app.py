@@ -18,7 +18,8 @@ from server.http.observability import Metrics, observe
 from server.http.pages import add_pages
 from server.http.routes import OPERATIONS
 from server.keys import DATABASE, METRICS, OPENAPI, REDIS, ROOMS, SETTINGS
-from server.realtime.live import NAMESPACE, LiveNamespace
+from server.realtime.bus import RedisRoomBus
+from server.realtime.live import NAMESPACE, LiveNamespace, catch_up
 from server.realtime.rooms import RoomHub
 from server.services.identity import GUEST_COOKIE, Principal, Unauthenticated, identify
 from server.store.db import Database, create_engine
@@ -78,6 +79,20 @@ def _attach_live_room(app: web.Application, settings: Settings) -> None:
     app.cleanup_ctx.append(_rooms)
 
 
+async def _room_bus(app: web.Application) -> AsyncIterator[None]:
+    hub, settings = app[ROOMS], app[SETTINGS]
+    bus = RedisRoomBus(
+        app[REDIS],
+        hub,
+        repair=lambda delivered: catch_up(app[DATABASE], hub, settings.secret_key, delivered),
+    )
+    hub.relay = bus
+    bus.start()
+    yield
+    await bus.stop()
+    hub.relay = None
+
+
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     contract = Contract()
@@ -97,7 +112,9 @@ def create_app(settings: Settings) -> web.Application:
     app[OPENAPI] = openapi_document(OPERATIONS, server_url=settings.public_url)
     add_pages(app, WEB_DIR)
     app.cleanup_ctx.append(_database)
-    _attach_live_room(app, settings)
     if settings.redis_url is not None:
         app.cleanup_ctx.append(_redis)
+    _attach_live_room(app, settings)
+    if settings.redis_url is not None:
+        app.cleanup_ctx.append(_room_bus)
     return app

@@ -138,15 +138,17 @@ class LiveNamespace(socketio.AsyncNamespace):
         if principal.role is Role.HOST and not principal.may_host(show_id):
             raise EventError("forbidden", "this host token is for another show")
         await self.hub.leave(sid)  # one show per connection
-        self.hub.begin_join(sid, str(show_id))
         try:
+            await self.hub.begin_join(sid, str(show_id))
             snapshot = await chat.access_room_snapshot(self._db(), show_id)
             if snapshot.show.state in (ShowState.ENDED, ShowState.CANCELLED):
                 raise EventError("show_closed", f"the show is {snapshot.show.state.value}")
         except BaseException:
             await self.hub.leave(sid)
             raise
-        seq, later = await self.hub.finish_join(sid, _member_key(principal), snapshot.seq)
+        seq, later = await self.hub.finish_join(
+            sid, _member_key(principal), snapshot.seq, snapshot.show.state.value
+        )
         held = {m["seq"] for m in later if m.get("type") == "chat.message"}
         messages = [
             payloads.chat_message(m, self.settings.secret_key)
@@ -225,3 +227,18 @@ def _show_id(payload: dict[str, Any]) -> uuid.UUID:
         raise EventError(
             "not_found", f"show_id {raw!r} is not a valid id", field="show_id"
         ) from None
+
+
+async def catch_up(db: Database, hub: RoomHub, secret_key: str, delivered: dict[str, int]) -> None:
+    """Deliver, from the database, room events this node missed (see server/realtime/bus.py)."""
+    progress = await chat.access_room_progress(db, {uuid.UUID(k): v for k, v in delivered.items()})
+    for show_id, found in progress.items():
+        key = str(show_id)
+        room = hub.rooms.get(key)
+        if room is None:
+            continue
+        for message in found.messages:
+            hub.deliver(key, payloads.chat_message(message, secret_key))
+        if room.state is not None and room.state != found.state.value:
+            hub.deliver(key, {"type": "show.state", "state": found.state.value})
+        room.repaired_to(found.event_seq)

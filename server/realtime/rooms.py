@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import socketio
 
@@ -45,9 +45,47 @@ class Room:
     joining: dict[str, list[Event]] = field(default_factory=dict)
     viewers_sent: int = -1
     viewers_sent_at: float = 0.0
+    # Every numbered event up to `contiguous` has reached this room; `seen` holds the ones
+    # above it, so an event arriving twice (pub/sub plus repair) is passed on once.
+    contiguous: int = -1
+    seen: set[int] = field(default_factory=set)
+    state: str | None = None
+    # For the cross-node presence count: members that arrived or left since last told.
+    presence_changed: bool = False
+    presence_left: set[str] = field(default_factory=set)
 
     def viewer_count(self) -> int:
         return len({m.subject for m in self.members.values()})
+
+    def accept(self, event: Event) -> bool:
+        seq = event.get("seq")
+        if event.get("type") == "show.state":
+            self.state = event["state"]
+        if seq is None:
+            return True
+        if seq <= self.contiguous or seq in self.seen:
+            return False
+        self.seen.add(seq)
+        while self.contiguous + 1 in self.seen:
+            self.contiguous += 1
+            self.seen.discard(self.contiguous)
+        return True
+
+    def repaired_to(self, seq: int) -> None:
+        """Everything up to `seq` is now delivered (read from the database)."""
+        if seq > self.contiguous:
+            self.contiguous = seq
+            self.seen = {s for s in self.seen if s > seq}
+
+
+class Relay(Protocol):
+    """Carries events to the other server processes (see server/realtime/bus.py)."""
+
+    def send(self, show_id: str, event: Event) -> None: ...
+
+    async def watch(self, show_id: str) -> None: ...
+
+    def viewer_count(self, show_id: str) -> int | None: ...
 
 
 class RoomHub:
@@ -59,21 +97,32 @@ class RoomHub:
         self.rooms: dict[str, Room] = {}
         self.show_of: dict[str, str] = {}  # sid -> show id
         self.frames_sent = 0
+        self.relay: Relay | None = None
 
     def publish(self, show_id: str, event: Event) -> None:
+        """An event that happened on this node (after its transaction committed)."""
+        self.deliver(show_id, event)
+        if self.relay is not None:
+            self.relay.send(show_id, event)
+
+    def deliver(self, show_id: str, event: Event) -> None:
+        """Queue an event for this node's viewers of the show, once."""
         room = self.rooms.get(show_id)
-        if room is not None:  # nobody here is watching: nothing to send
+        if room is not None and room.accept(event):  # nobody here watching: nothing to send
             room.pending.append(event)
 
     # --- joining: subscribe first, then read the snapshot, then merge -----------------------
 
-    def begin_join(self, sid: str, show_id: str) -> None:
+    async def begin_join(self, sid: str, show_id: str) -> None:
+        """Subscribe the socket (and this node) to the show's events before its snapshot is read."""
         room = self.rooms.setdefault(show_id, Room(show_id))
         room.joining[sid] = []
         self.show_of[sid] = show_id
+        if self.relay is not None:
+            await self.relay.watch(show_id)
 
     async def finish_join(
-        self, sid: str, subject: str, snapshot_seq: int
+        self, sid: str, subject: str, snapshot_seq: int, state: str
     ) -> tuple[int, list[Event]]:
         """Make the socket a member. Returns the seq its snapshot now reaches and the events
         flushed while the snapshot was read that the snapshot did not already hold."""
@@ -83,6 +132,13 @@ class RoomHub:
         later = [e for e in held if _seq(e) > snapshot_seq]
         numbered = [int(e["seq"]) for e in later if e.get("seq") is not None]
         seq = max([snapshot_seq, *numbered])
+        if room.contiguous < 0:
+            # The room's first member: its snapshot is where this room's history starts.
+            room.repaired_to(snapshot_seq)
+            room.state = state
+        if subject not in {m.subject for m in room.members.values()}:
+            room.presence_changed = True
+            room.presence_left.discard(subject)
         room.members[sid] = Member(subject, seq)
         await self.sio.enter_room(sid, room_name(show_id), namespace=self.namespace)
         return seq, later
@@ -95,14 +151,20 @@ class RoomHub:
         if room is None:
             return
         room.joining.pop(sid, None)
-        if room.members.pop(sid, None) is not None:
+        member = room.members.pop(sid, None)
+        if member is not None:
             await self.sio.leave_room(sid, room_name(show_id), namespace=self.namespace)
+            if member.subject not in {m.subject for m in room.members.values()}:
+                room.presence_left.add(member.subject)
         if not room.members and not room.joining:
             del self.rooms[show_id]
 
     def viewer_count(self, show_id: str) -> int:
+        """Members watching the show: across every node when a relay counts them."""
         room = self.rooms.get(show_id)
-        return room.viewer_count() if room else 0
+        local = room.viewer_count() if room else 0
+        across = self.relay.viewer_count(show_id) if self.relay is not None else None
+        return local if across is None else max(across, local)
 
     # --- flushing ---------------------------------------------------------------------------
 
@@ -113,7 +175,7 @@ class RoomHub:
 
     async def _flush_room(self, room: Room, now: float) -> None:
         events, room.pending = room.pending, []
-        viewers = room.viewer_count()
+        viewers = self.viewer_count(room.show_id)
         if viewers != room.viewers_sent and now - room.viewers_sent_at >= PRESENCE_INTERVAL:
             events.append({"type": "presence", "viewers": viewers})
             room.viewers_sent, room.viewers_sent_at = viewers, now

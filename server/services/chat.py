@@ -97,6 +97,50 @@ async def list_chat(
 
 
 @dataclass(frozen=True, slots=True)
+class RoomProgress:
+    event_seq: int  # every event up to here is in `messages` or was before `after`
+    state: ShowState
+    messages: list[ChatRecord]
+
+
+REPAIR_BATCH = 1000
+
+
+async def access_room_progress(
+    db: Database, after: dict[uuid.UUID, int]
+) -> dict[uuid.UUID, RoomProgress]:
+    """For each show, its event number and state, and the messages numbered after
+    `after[show]`: what a node missed while its pub/sub was away."""
+    result: dict[uuid.UUID, RoomProgress] = {}
+    async with db.snapshot() as session:
+        rows = (
+            await session.execute(
+                select(models.Show.id, models.Show.event_seq, models.Show.state).where(
+                    models.Show.id.in_(after)
+                )
+            )
+        ).all()
+        for show_id, event_seq, state in rows:
+            messages: list[ChatRecord] = []
+            if event_seq > after[show_id]:
+                found = await session.scalars(
+                    select(models.ChatMessage)
+                    .where(
+                        models.ChatMessage.show_id == show_id,
+                        models.ChatMessage.seq > after[show_id],
+                        models.ChatMessage.seq <= event_seq,
+                    )
+                    .order_by(models.ChatMessage.seq)
+                    .limit(REPAIR_BATCH)
+                )
+                messages = [ChatRecord.of(r) for r in found]
+                if len(messages) == REPAIR_BATCH:
+                    event_seq = messages[-1].seq  # the rest comes in the next pass
+            result[show_id] = RoomProgress(event_seq, ShowState(state), messages)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
 class RoomSnapshot:
     show: ShowRecord
     seq: int  # every room event up to this number is reflected here, none after it
