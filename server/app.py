@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,9 +18,9 @@ from server.http.errors import problem_answers
 from server.http.observability import Metrics, observe
 from server.http.pages import add_pages
 from server.http.routes import OPERATIONS
-from server.keys import DATABASE, METRICS, OPENAPI, REDIS, ROOMS, SETTINGS
+from server.keys import DATABASE, METRICS, OPENAPI, REACTIONS, REDIS, ROOMS, SETTINGS
 from server.realtime.bus import RedisRoomBus
-from server.realtime.live import NAMESPACE, LiveNamespace, catch_up
+from server.realtime.live import NAMESPACE, LiveNamespace, ReactionTally, catch_up
 from server.realtime.rooms import RoomHub
 from server.services.identity import GUEST_COOKIE, Principal, Unauthenticated, identify
 from server.store.db import Database, create_engine
@@ -63,18 +64,30 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _rooms(app: web.Application) -> AsyncIterator[None]:
-    flusher = asyncio.create_task(app[ROOMS].run(), name="room-frames")
+    loops = [
+        asyncio.create_task(app[ROOMS].run(), name="room-frames"),
+        asyncio.create_task(app[REACTIONS].run(), name="reaction-tally"),
+    ]
     yield
-    flusher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await flusher
+    for loop in loops:
+        loop.cancel()
+    for loop in loops:
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+    try:
+        await app[REACTIONS].flush()  # taps counted since the last flush are not lost
+    except Exception:
+        logging.getLogger("showroom.realtime").exception("final reaction flush failed")
 
 
 def _attach_live_room(app: web.Application, settings: Settings) -> None:
     sio = socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False)
     hub = RoomHub(sio, NAMESPACE)
-    app[ROOMS] = hub
-    sio.register_namespace(LiveNamespace(db=lambda: app[DATABASE], settings=settings, hub=hub))
+    tally = ReactionTally(lambda: app[DATABASE], hub)
+    app[ROOMS], app[REACTIONS] = hub, tally
+    sio.register_namespace(
+        LiveNamespace(db=lambda: app[DATABASE], settings=settings, hub=hub, tally=tally)
+    )
     sio.attach(app, socketio_path="socket.io")
     app.cleanup_ctx.append(_rooms)
 

@@ -204,7 +204,8 @@ class Api:
 
 
 @pytest.fixture
-async def api(aiohttp_client: Any, settings: Settings, db: Database) -> Api:
+async def api(db: Database, settings: Settings, aiohttp_client: Any) -> Api:
+    # `db` first: fixtures are torn down in reverse, so the app stops before the tables empty.
     app = create_app(settings)
     # No cookie jar: each call sends exactly the credentials the test names.
     client = await aiohttp_client(app, cookie_jar=DummyCookieJar())

@@ -49,7 +49,7 @@ class LiveClient:
 
 @pytest.fixture
 async def room(
-    aiohttp_client: Any, settings: Settings, db: Database
+    db: Database, settings: Settings, aiohttp_client: Any
 ) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
     """Start a server with the given setting overrides; returns (url, api client)."""
     clients: list[LiveClient] = []
@@ -138,7 +138,7 @@ async def test_join_race_loses_and_repeats_nothing(
         await talker.call("chat:send", {"text": f"before {n}"})
 
     reading, release = asyncio.Event(), asyncio.Event()
-    original = live.chat.access_room_snapshot
+    original = live.room.access_room_snapshot
 
     async def slow_snapshot(db: Database, show_id: Any) -> Any:
         if pause == "before-read":
@@ -150,7 +150,7 @@ async def test_join_race_loses_and_repeats_nothing(
         await release.wait()
         return result
 
-    monkeypatch.setattr(live.chat, "access_room_snapshot", slow_snapshot)
+    monkeypatch.setattr(live.room, "access_room_snapshot", slow_snapshot)
     joiner = await connect(viewer_token("joiner"))
     join = asyncio.create_task(joiner.call("join", {"show_id": show["id"]}))
     await reading.wait()
@@ -185,7 +185,7 @@ async def test_show_state_changes_reach_the_room(room: Any, admin: str, db: Data
     await settle()
     assert [e["state"] for e in viewer.events("show.state")] == ["live", "ended"]
     closed = await viewer.call("chat:send", {"text": "still there?"})
-    assert closed["error"]["code"] == "conflict" and "chat is closed" in closed["error"]["message"]
+    assert closed["error"]["code"] == "conflict" and "room is closed" in closed["error"]["message"]
 
 
 async def test_presence_counts_members_not_sockets(room: Any, admin: str) -> None:
@@ -325,14 +325,14 @@ async def test_late_publish_of_an_event_the_snapshot_holds_is_not_resent(
     quiet = await live.chat.do_post_chat(
         db, uuid.UUID(show["id"]), Principal(Role.VIEWER, "ghost", "Ghost"), "quiet", BannedWords()
     )
-    original = live.chat.access_room_snapshot
+    original = live.room.access_room_snapshot
 
     async def then_late_publish(database: Database, show_id: Any) -> Any:
         result = await original(database, show_id)
         hub.publish(str(show_id), payloads.chat_message(quiet, settings.secret_key))
         return result
 
-    monkeypatch.setattr(live.chat, "access_room_snapshot", then_late_publish)
+    monkeypatch.setattr(live.room, "access_room_snapshot", then_late_publish)
     joiner = await connect(viewer_token("joiner"))
     ack = await joiner.call("join", {"show_id": show["id"]})
     assert ack["snapshot"]["seq"] == quiet.seq
@@ -342,3 +342,96 @@ async def test_late_publish_of_an_event_the_snapshot_holds_is_not_resent(
         m["text"] for m in joiner.events()
     ] == ["quiet", "two"]
     assert [m["text"] for m in talker.events()] == ["quiet", "two"]
+
+
+async def test_questions_votes_and_the_hosts_queue(room: Any, admin: str, db: Database) -> None:
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    host = await connect(await host_token(db, show["id"]))
+    ann, ben = await connect(viewer_token("ann", "Ann")), await connect(viewer_token("ben", "Ben"))
+    for client in (host, ann, ben):
+        assert (await client.call("join", {"show_id": show["id"]}))["ok"]
+
+    first = (await ann.call("question:ask", {"text": " 有冇細碼？ "}))["question"]
+    second = (await ben.call("question:ask", {"text": "Ships to Macau?"}))["question"]
+    assert (first["text"], first["state"], first["votes"]) == ("有冇細碼？", "open", 0)
+    voted = await ben.call("question:vote", {"question_id": first["id"]})
+    assert voted["question"]["votes"] == 1 and voted["voted"] is True
+    again = await ben.call("question:vote", {"question_id": first["id"], "vote": True})
+    assert again["question"]["votes"] == 1  # one vote per member
+    await ann.call("question:vote", {"question_id": first["id"]})
+    retracted = await ben.call("question:vote", {"question_id": first["id"], "vote": False})
+    assert retracted["question"]["votes"] == 1
+
+    refused = await ann.call("question:mark", {"question_id": second["id"], "state": "answered"})
+    assert refused["error"]["code"] == "forbidden"
+    await host.call("question:mark", {"question_id": second["id"], "state": "answering"})
+    done = await host.call("question:mark", {"question_id": second["id"], "state": "answered"})
+    assert done["question"]["state"] == "answered"
+    await settle()
+    latest = {}
+    for event in ann.events("question"):
+        latest[event["id"]] = event
+    assert (latest[first["id"]]["votes"], latest[second["id"]]["state"]) == (1, "answered")
+
+    late = await connect(viewer_token("ann", "Ann"))  # Ann on another device
+    snap = (await late.call("join", {"show_id": show["id"]}))["snapshot"]
+    assert [q["id"] for q in snap["questions"]] == [first["id"]]  # answered ones leave the queue
+    assert snap["my_votes"] == [first["id"]]
+    listed = await api.call("GET", f"/api/v1/shows/{show['id']}/questions", auth=admin)
+    assert [q["id"] for q in listed.body["items"]] == [first["id"], second["id"]]
+    answered = await api.call(
+        "GET", f"/api/v1/shows/{show['id']}/questions?state=answered", auth=admin
+    )
+    assert [q["id"] for q in answered.body["items"]] == [second["id"]]
+
+    bad = [
+        ("question:ask", {"text": "問" * 301}, "invalid"),
+        ("question:vote", {"question_id": "00000000-0000-4000-8000-000000000000"}, "not_found"),
+        ("question:vote", {"question_id": first["id"], "vote": "yes"}, "bad_payload"),
+        ("question:mark", {"question_id": first["id"], "state": "deleted"}, "bad_payload"),
+    ]
+    for event, payload, code in bad:
+        caller = host if event == "question:mark" else ann
+        ack = await caller.call(event, payload)
+        assert ack["error"]["code"] == code, (event, ack)
+
+
+async def test_reactions_are_totals_at_most_every_250ms(
+    room: Any, admin: str, db: Database
+) -> None:
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    tapper, watcher = await connect(viewer_token("tapper")), await connect(viewer_token("watcher"))
+    for client in (tapper, watcher):
+        await client.call("join", {"show_id": show["id"]})
+    started = asyncio.get_running_loop().time()
+    for _ in range(10):
+        assert (await tapper.call("react", {"kind": "heart"}))["ok"]
+    assert (await tapper.call("react", {"kind": "clap", "count": 5}))["ok"]
+    elapsed = asyncio.get_running_loop().time() - started
+    await asyncio.sleep(0.6)
+    updates = watcher.events("reactions")
+    assert updates and updates[-1]["totals"] == {"heart": 10, "clap": 5}
+    assert len(updates) <= int((elapsed + 0.6) / 0.25) + 2  # totals, not one event per tap
+    async with db.read() as session:
+        from sqlalchemy import text
+
+        stored = dict((await session.execute(text("SELECT kind, count FROM show_reactions"))).all())
+    assert stored == {"heart": 10, "clap": 5}
+    joiner = await connect(viewer_token("joiner"))
+    assert (await joiner.call("join", {"show_id": show["id"]}))["snapshot"]["reactions"] == {
+        "heart": 10,
+        "clap": 5,
+    }
+
+    for payload in (
+        {"kind": "poop"},
+        {"kind": "heart", "count": 0},
+        {"kind": "heart", "count": 21},
+        {"kind": "heart", "count": True},
+    ):
+        ack = await tapper.call("react", payload)
+        assert ack["error"]["code"] == "bad_payload", payload
+    acks = [await tapper.call("react", {"kind": "fire"}) for _ in range(25)]
+    assert any(a.get("error", {}).get("code") == "rate_limited" for a in acks)

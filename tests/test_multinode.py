@@ -183,6 +183,27 @@ async def test_two_processes_share_a_room_and_survive_redis_going_away(
                 "show.state on node 1",
             )
 
+            # Questions, votes and reaction totals cross processes too.
+            asked = (await alice.call("question:ask", {"text": "Both nodes?"}))["question"]
+            assert (await bob.call("question:vote", {"question_id": asked["id"]}))["question"][
+                "votes"
+            ] == 1
+            await until(
+                lambda: any(
+                    q["id"] == asked["id"] and q["votes"] == 1 for q in alice.events("question")
+                ),
+                "node 2's vote on node 1",
+            )
+            await alice.call("react", {"kind": "heart", "count": 3})
+            await bob.call("react", {"kind": "heart", "count": 2})
+
+            def hearts(client: LiveClient) -> int:
+                return max(
+                    (e["totals"].get("heart", 0) for e in client.events("reactions")), default=0
+                )
+
+            await until(lambda: hearts(alice) == 5 and hearts(bob) == 5, "summed reaction totals")
+
             # Redis goes away: each process keeps serving its viewers, and what the other
             # process's viewers said still arrives (repaired from the database).
             await proxy.stop()

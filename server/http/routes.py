@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.domain.catalog import ProductStatus
+from server.domain.engagement import QuestionState
 from server.domain.shows import ShowState
 from server.http import catalog, identity, shows, system
 from server.http.contract import ADMIN, ANYONE, STAFF, Operation, Param
@@ -165,6 +166,28 @@ OPERATIONS: list[Operation] = [
             ),
         ),
         description="Oldest first. Page back with before=next_before until it is null.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/shows/{show_id}/questions",
+        shows.list_questions,
+        "listQuestions",
+        "Read the show's questions",
+        "shows",
+        _ok("QuestionList"),
+        roles=ANYONE,
+        query=(
+            Param(
+                "state",
+                {
+                    "type": "array",
+                    "items": {"type": "string", "enum": [s.value for s in QuestionState]},
+                },
+                "Only questions in these states.",
+                many=True,
+            ),
+        ),
+        description="In queue order: most votes first, then the oldest. Kept after the show for the replay.",
     ),
     # --- catalog ----------------------------------------------------------------------------
     Operation(

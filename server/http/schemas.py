@@ -308,6 +308,33 @@ SCHEMAS: dict[str, Schema] = {
             "created_at": DATE_TIME,
         },
     },
+    "Question": {
+        "type": "object",
+        "required": ["type", "seq", "id", "author", "text", "state", "votes", "created_at"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"const": "question"},
+            "seq": {
+                "type": "integer",
+                "description": "The show's event number of its latest change.",
+            },
+            "id": UUID,
+            "author": {"$ref": "#/components/schemas/ChatMessage/properties/author"},
+            "text": {
+                "type": "string",
+                "description": "Plain text: render it as text, never as HTML.",
+            },
+            "state": {"enum": ["open", "answering", "answered", "dismissed"]},
+            "votes": {"type": "integer", "minimum": 0},
+            "created_at": DATE_TIME,
+        },
+    },
+    "QuestionList": {
+        "type": "object",
+        "required": ["items"],
+        "additionalProperties": False,
+        "properties": {"items": {"type": "array", "items": ref("Question")}},
+    },
     "ChatPage": {
         "type": "object",
         "required": ["items", "next_before"],

@@ -13,7 +13,7 @@ from server.http.contract import BODY, PATH, PRINCIPAL, QUERY
 from server.http.problems import Problem
 from server.keys import DATABASE, ROOMS, SETTINGS
 from server.realtime import payloads
-from server.services import chat, shows
+from server.services import chat, engagement, shows
 from server.services.identity import Role
 
 
@@ -117,5 +117,22 @@ async def list_chat(request: web.Request) -> web.Response:
         {
             "items": [payloads.chat_message(r, secret) for r in records],
             "next_before": records[0].seq if records and full else None,
+        }
+    )
+
+
+async def list_questions(request: web.Request) -> web.Response:
+    states = set(request[QUERY].get("state", []))
+    records = await engagement.list_questions(
+        request.app[DATABASE], request[PATH]["show_id"], waiting_only=False
+    )
+    secret = request.app[SETTINGS].secret_key
+    return views.reply(
+        {
+            "items": [
+                payloads.question(r, secret)
+                for r in records
+                if not states or r.state.value in states
+            ]
         }
     )

@@ -3,10 +3,12 @@ service, answer with an ack. Bad input gets an error ack and the connection stay
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,11 +17,18 @@ from socketio.exceptions import ConnectionRefusedError
 
 from server.config import Settings
 from server.domain.chat import BannedWordMode, BannedWords, Blocked, TokenBucket, check_chat_text
+from server.domain.engagement import (
+    MAX_REACTIONS_PER_EVENT,
+    REACTION_KINDS,
+    WAITING,
+    QuestionState,
+    check_question_text,
+)
 from server.domain.errors import Conflict, DomainError, InvalidValue, NotFound
 from server.domain.shows import ShowState
 from server.realtime import payloads
 from server.realtime.rooms import RoomHub
-from server.services import chat
+from server.services import chat, engagement, room
 from server.services.identity import GUEST_COOKIE, Principal, Role, Unauthenticated, identify
 from server.store.db import Database
 
@@ -27,6 +36,7 @@ log = logging.getLogger("showroom.realtime")
 
 NAMESPACE = "/live"
 MAX_PAYLOAD_BYTES = 16 * 1024
+REACTION_INTERVAL = 0.25  # reaction totals go out at most this often per node
 
 Ack = dict[str, Any]
 Handler = Callable[[str, dict[str, Any]], Awaitable[Ack]]
@@ -52,19 +62,26 @@ _DOMAIN_CODES = {
 
 
 class LiveNamespace(socketio.AsyncNamespace):
-    def __init__(self, *, db: Callable[[], Database], settings: Settings, hub: RoomHub) -> None:
+    def __init__(
+        self, *, db: Callable[[], Database], settings: Settings, hub: RoomHub, tally: ReactionTally
+    ) -> None:
         super().__init__(NAMESPACE)
         self._db = db
         self.settings = settings
         self.hub = hub
+        self.tally = tally
         self.banned = BannedWords(settings.banned_words, BannedWordMode(settings.banned_words_mode))
         self.principals: dict[str, Principal] = {}
-        # One bucket per member per show, shared by their tabs and devices.
-        self.buckets: dict[tuple[str, str], TokenBucket] = {}
+        # One bucket per action, show and member, shared by the member's tabs and devices.
+        self.buckets: dict[tuple[str, str, str], TokenBucket] = {}
         self.events: dict[str, Handler] = {
             "join": self.join,
             "leave": self.leave,
             "chat:send": self.send_chat,
+            "question:ask": self.ask,
+            "question:vote": self.vote,
+            "question:mark": self.mark,
+            "react": self.react,
         }
 
     # --- connection -------------------------------------------------------------------------
@@ -134,52 +151,75 @@ class LiveNamespace(socketio.AsyncNamespace):
 
     async def join(self, sid: str, payload: dict[str, Any]) -> Ack:
         principal = self.principals[sid]
-        show_id = _show_id(payload)
+        show_id = _uuid(payload, "show_id")
         if principal.role is Role.HOST and not principal.may_host(show_id):
             raise EventError("forbidden", "this host token is for another show")
         await self.hub.leave(sid)  # one show per connection
         try:
             await self.hub.begin_join(sid, str(show_id))
-            snapshot = await chat.access_room_snapshot(self._db(), show_id)
+            snapshot = await room.access_room_snapshot(self._db(), show_id)
             if snapshot.show.state in (ShowState.ENDED, ShowState.CANCELLED):
                 raise EventError("show_closed", f"the show is {snapshot.show.state.value}")
+            voted = await engagement.my_votes(self._db(), show_id, principal)
         except BaseException:
             await self.hub.leave(sid)
             raise
         seq, later = await self.hub.finish_join(
             sid, _member_key(principal), snapshot.seq, snapshot.show.state.value
         )
-        held = {m["seq"] for m in later if m.get("type") == "chat.message"}
+        return {"ok": True, "snapshot": self._snapshot(principal, snapshot, seq, later, voted)}
+
+    def _snapshot(
+        self,
+        principal: Principal,
+        snapshot: room.RoomSnapshot,
+        seq: int,
+        later: list[dict[str, Any]],
+        voted: set[uuid.UUID],
+    ) -> dict[str, Any]:
+        """The snapshot with the events that arrived while it was read folded in."""
+        secret = self.settings.secret_key
+        later_chat = [e for e in later if e.get("type") == "chat.message"]
+        held = {m["seq"] for m in later_chat}
         messages = [
-            payloads.chat_message(m, self.settings.secret_key)
-            for m in snapshot.messages
-            if m.seq not in held
+            payloads.chat_message(m, secret) for m in snapshot.messages if m.seq not in held
         ]
-        messages += [m for m in later if m.get("type") == "chat.message"]
-        state = next(
-            (e["state"] for e in reversed(later) if e.get("type") == "show.state"),
-            snapshot.show.state.value,
+        messages = (messages + later_chat)[-chat.SNAPSHOT_MESSAGES :]
+        questions = {str(q.id): payloads.question(q, secret) for q in snapshot.questions}
+        reactions = dict(snapshot.reactions)
+        state = snapshot.show.state.value
+        for event in later:
+            if event.get("type") == "question":
+                questions[event["id"]] = event
+            elif event.get("type") == "reactions":
+                for kind, total in event["totals"].items():
+                    reactions[kind] = max(reactions.get(kind, 0), total)
+            elif event.get("type") == "show.state":
+                state = event["state"]
+        waiting = sorted(
+            (q for q in questions.values() if q["state"] in {s.value for s in WAITING}),
+            key=lambda q: (-q["votes"], q["created_at"]),
         )
         return {
-            "ok": True,
-            "snapshot": {
-                "show": {
-                    "id": str(show_id),
-                    "title": snapshot.show.title,
-                    "state": state,
-                    "locale": snapshot.show.locale,
-                    "currency": snapshot.show.currency,
-                },
-                "seq": seq,
-                "messages": messages[-chat.SNAPSHOT_MESSAGES :],
-                "pinned_products": [],
-                "viewers": self.hub.viewer_count(str(show_id)),
-                "you": {
-                    "role": principal.role.value,
-                    "author_id": payloads.public_author_id(
-                        principal.role.value, principal.subject, self.settings.secret_key
-                    ),
-                },
+            "show": {
+                "id": str(snapshot.show.id),
+                "title": snapshot.show.title,
+                "state": state,
+                "locale": snapshot.show.locale,
+                "currency": snapshot.show.currency,
+            },
+            "seq": seq,
+            "messages": messages,
+            "questions": waiting,
+            "my_votes": sorted(str(v) for v in voted),
+            "reactions": reactions,
+            "pinned_products": [],
+            "viewers": self.hub.viewer_count(str(snapshot.show.id)),
+            "you": {
+                "role": principal.role.value,
+                "author_id": payloads.public_author_id(
+                    principal.role.value, principal.subject, secret
+                ),
             },
         }
 
@@ -187,24 +227,29 @@ class LiveNamespace(socketio.AsyncNamespace):
         await self.hub.leave(sid)
         return {"ok": True}
 
-    async def send_chat(self, sid: str, payload: dict[str, Any]) -> Ack:
-        principal = self.principals[sid]
+    def _joined(self, sid: str) -> str:
         show_id = self.hub.show_of.get(sid)
         if show_id is None or sid in self.hub.rooms[show_id].joining:
-            raise EventError("not_joined", "join a show before chatting")
-        text = payload.get("text")
-        if not isinstance(text, str):
-            raise EventError("bad_payload", "text must be a string", field="text")
-        if set(payload) - {"text"}:
-            raise EventError("bad_payload", f"unknown field {sorted(set(payload) - {'text'})[0]!r}")
-        check_chat_text(text)  # a refused message does not spend the member's rate limit
-        key = (show_id, _member_key(principal))
-        bucket = self.buckets.setdefault(
-            key, TokenBucket(self.settings.chat_burst, self.settings.chat_per_second)
-        )
+            raise EventError("not_joined", "join a show first")
+        return show_id
+
+    def _throttle(
+        self, kind: str, show_id: str, principal: Principal, burst: float, per_second: float
+    ) -> None:
+        key = (kind, show_id, _member_key(principal))
+        bucket = self.buckets.setdefault(key, TokenBucket(burst, per_second))
         wait = bucket.take(time.monotonic())
         if wait > 0:
             raise EventError("rate_limited", "slow down", retry_after_ms=int(wait * 1000) + 1)
+
+    async def send_chat(self, sid: str, payload: dict[str, Any]) -> Ack:
+        principal = self.principals[sid]
+        show_id = self._joined(sid)
+        text = _text(payload)
+        check_chat_text(text)  # a refused message does not spend the member's rate limit
+        self._throttle(
+            "chat", show_id, principal, self.settings.chat_burst, self.settings.chat_per_second
+        )
         record = await chat.do_post_chat(
             self._db(), uuid.UUID(show_id), principal, text, self.banned
         )
@@ -212,33 +257,150 @@ class LiveNamespace(socketio.AsyncNamespace):
         self.hub.publish(show_id, message)
         return {"ok": True, "message": message}
 
+    async def ask(self, sid: str, payload: dict[str, Any]) -> Ack:
+        principal = self.principals[sid]
+        show_id = self._joined(sid)
+        text = _text(payload)
+        check_question_text(text)
+        self._throttle("ask", show_id, principal, 3, 0.2)
+        record = await engagement.do_ask(
+            self._db(), uuid.UUID(show_id), principal, text, self.banned
+        )
+        question = payloads.question(record, self.settings.secret_key)
+        self.hub.publish(show_id, question)
+        return {"ok": True, "question": question}
+
+    async def vote(self, sid: str, payload: dict[str, Any]) -> Ack:
+        principal = self.principals[sid]
+        show_id = self._joined(sid)
+        _only(payload, {"question_id", "vote"})
+        question_id = _uuid(payload, "question_id")
+        up = payload.get("vote", True)
+        if not isinstance(up, bool):
+            raise EventError(
+                "bad_payload", "vote must be true (upvote) or false (retract)", field="vote"
+            )
+        self._throttle("vote", show_id, principal, 10, 2)
+        record, changed = await engagement.do_vote(
+            self._db(), uuid.UUID(show_id), question_id, principal, up=up
+        )
+        question = payloads.question(record, self.settings.secret_key)
+        if changed:
+            self.hub.publish(show_id, question)
+        return {"ok": True, "question": question, "voted": up}
+
+    async def mark(self, sid: str, payload: dict[str, Any]) -> Ack:
+        principal = self.principals[sid]
+        show_id = self._joined(sid)
+        if not principal.may_host(uuid.UUID(show_id)):
+            raise EventError("forbidden", "only the show's host can mark questions")
+        _only(payload, {"question_id", "state"})
+        question_id = _uuid(payload, "question_id")
+        try:
+            state = QuestionState(str(payload.get("state")))
+        except ValueError:
+            allowed = ", ".join(s.value for s in QuestionState)
+            raise EventError(
+                "bad_payload", f"state must be one of {allowed}", field="state"
+            ) from None
+        before = await engagement.do_mark(self._db(), uuid.UUID(show_id), question_id, state)
+        question = payloads.question(before, self.settings.secret_key)
+        self.hub.publish(show_id, question)
+        return {"ok": True, "question": question}
+
+    async def react(self, sid: str, payload: dict[str, Any]) -> Ack:
+        principal = self.principals[sid]
+        show_id = self._joined(sid)
+        _only(payload, {"kind", "count"})
+        kind, count = payload.get("kind"), payload.get("count", 1)
+        if kind not in REACTION_KINDS:
+            raise EventError(
+                "bad_payload", f"kind must be one of {', '.join(REACTION_KINDS)}", field="kind"
+            )
+        if (
+            not isinstance(count, int)
+            or isinstance(count, bool)
+            or not 1 <= count <= MAX_REACTIONS_PER_EVENT
+        ):
+            raise EventError(
+                "bad_payload", f"count must be 1-{MAX_REACTIONS_PER_EVENT}", field="count"
+            )
+        self._throttle("react", show_id, principal, 20, 10)
+        self.tally.add(show_id, kind, count)
+        return {"ok": True}
+
+
+class ReactionTally:
+    """Adds this node's reaction taps to the database every REACTION_INTERVAL, one upsert per
+    show and kind, and publishes the new totals: never one write or one event per tap."""
+
+    def __init__(self, db: Callable[[], Database], hub: RoomHub) -> None:
+        self._db = db
+        self.hub = hub
+        self.pending: dict[str, Counter[str]] = {}
+
+    def add(self, show_id: str, kind: str, count: int) -> None:
+        self.pending.setdefault(show_id, Counter())[kind] += count
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, {}
+        totals = await engagement.do_add_reactions(
+            self._db(), {uuid.UUID(k): dict(v) for k, v in batch.items()}
+        )
+        for show_id, kinds in totals.items():
+            self.hub.publish(str(show_id), {"type": "reactions", "totals": kinds})
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(REACTION_INTERVAL)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("reaction flush failed")
+
 
 def _member_key(principal: Principal) -> str:
     return f"{principal.role.value}:{principal.subject}"
 
 
-def _show_id(payload: dict[str, Any]) -> uuid.UUID:
-    raw = payload.get("show_id")
+def _uuid(payload: dict[str, Any], name: str) -> uuid.UUID:
+    raw = payload.get(name)
     if not isinstance(raw, str):
-        raise EventError("bad_payload", "show_id must be a string", field="show_id")
+        raise EventError("bad_payload", f"{name} must be a string", field=name)
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise EventError(
-            "not_found", f"show_id {raw!r} is not a valid id", field="show_id"
-        ) from None
+        raise EventError("not_found", f"{name} {raw!r} is not a valid id", field=name) from None
+
+
+def _only(payload: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(payload) - allowed)
+    if unknown:
+        raise EventError("bad_payload", f"unknown field {unknown[0]!r}", field=unknown[0])
+
+
+def _text(payload: dict[str, Any]) -> str:
+    _only(payload, {"text"})
+    text = payload.get("text")
+    if not isinstance(text, str):
+        raise EventError("bad_payload", "text must be a string", field="text")
+    return text
 
 
 async def catch_up(db: Database, hub: RoomHub, secret_key: str, delivered: dict[str, int]) -> None:
     """Deliver, from the database, room events this node missed (see server/realtime/bus.py)."""
-    progress = await chat.access_room_progress(db, {uuid.UUID(k): v for k, v in delivered.items()})
+    progress = await room.access_room_progress(db, {uuid.UUID(k): v for k, v in delivered.items()})
     for show_id, found in progress.items():
         key = str(show_id)
-        room = hub.rooms.get(key)
-        if room is None:
+        local = hub.rooms.get(key)
+        if local is None:
             continue
         for message in found.messages:
             hub.deliver(key, payloads.chat_message(message, secret_key))
-        if room.state is not None and room.state != found.state.value:
+        for question in found.questions:
+            hub.deliver(key, payloads.question(question, secret_key))
+        if local.state is not None and local.state != found.state.value:
             hub.deliver(key, {"type": "show.state", "state": found.state.value})
-        room.repaired_to(found.event_seq)
+        local.repaired_to(found.event_seq)

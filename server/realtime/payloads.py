@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server.services.chat import ChatRecord
+from server.services.engagement import QuestionRecord
 
 
 def when(value: datetime) -> str:
@@ -35,5 +36,23 @@ def chat_message(record: ChatRecord, secret_key: str) -> dict[str, Any]:
             "role": record.author_role,
         },
         "text": record.text,
+        "created_at": when(record.created_at),
+    }
+
+
+def question(record: QuestionRecord, secret_key: str) -> dict[str, Any]:
+    """A question's current state; clients replace what they hold for this id."""
+    return {
+        "type": "question",
+        "seq": record.seq,
+        "id": str(record.id),
+        "author": {
+            "id": public_author_id(record.author_role, record.author_id, secret_key),
+            "name": record.author_name,
+            "role": record.author_role,
+        },
+        "text": record.text,
+        "state": record.state.value,
+        "votes": record.votes,
         "created_at": when(record.created_at),
     }

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.domain.chat import BannedWords, check_chat_text
 from server.domain.errors import Conflict, NotFound
 from server.domain.shows import ShowState
 from server.services.identity import Principal
-from server.services.shows import ShowRecord
 from server.store import models
 from server.store.db import Database
 
@@ -52,23 +52,30 @@ def author_name(principal: Principal) -> str:
     return {"guest": "Guest", "host": "Host", "admin": "Staff"}.get(principal.role.value, "Member")
 
 
+async def next_event_seq(session: AsyncSession, show_id: uuid.UUID) -> int:
+    """Number the show's next room event. The row lock this takes orders the show's events:
+    seq order is commit order. Only an open room (scheduled or live) takes events."""
+    seq = await session.scalar(
+        update(models.Show)
+        .where(models.Show.id == show_id, models.Show.state.in_(_OPEN))
+        .values(event_seq=models.Show.event_seq + 1)
+        .returning(models.Show.event_seq)
+    )
+    if seq is None:
+        show = await session.get(models.Show, show_id)
+        if show is None:
+            raise NotFound(f"no show {show_id}")
+        raise Conflict(f"the room is closed: the show is {show.state}")
+    return int(seq)
+
+
 async def do_post_chat(
     db: Database, show_id: uuid.UUID, author: Principal, text: str, banned: BannedWords
 ) -> ChatRecord:
     """Store a message and give it the show's next event number, in one transaction."""
     clean = banned.apply(check_chat_text(text))
     async with db.transaction() as session:
-        seq = await session.scalar(
-            update(models.Show)
-            .where(models.Show.id == show_id, models.Show.state.in_(_OPEN))
-            .values(event_seq=models.Show.event_seq + 1)
-            .returning(models.Show.event_seq)
-        )
-        if seq is None:
-            show = await session.get(models.Show, show_id)
-            if show is None:
-                raise NotFound(f"no show {show_id}")
-            raise Conflict(f"chat is closed: the show is {show.state}")
+        seq = await next_event_seq(session, show_id)
         row = models.ChatMessage(
             show_id=show_id,
             seq=seq,
@@ -94,71 +101,3 @@ async def list_chat(
             raise NotFound(f"no show {show_id}")
         rows = await session.scalars(query.order_by(models.ChatMessage.seq.desc()).limit(limit))
         return [ChatRecord.of(r) for r in reversed(list(rows))]
-
-
-@dataclass(frozen=True, slots=True)
-class RoomProgress:
-    event_seq: int  # every event up to here is in `messages` or was before `after`
-    state: ShowState
-    messages: list[ChatRecord]
-
-
-REPAIR_BATCH = 1000
-
-
-async def access_room_progress(
-    db: Database, after: dict[uuid.UUID, int]
-) -> dict[uuid.UUID, RoomProgress]:
-    """For each show, its event number and state, and the messages numbered after
-    `after[show]`: what a node missed while its pub/sub was away."""
-    result: dict[uuid.UUID, RoomProgress] = {}
-    async with db.snapshot() as session:
-        rows = (
-            await session.execute(
-                select(models.Show.id, models.Show.event_seq, models.Show.state).where(
-                    models.Show.id.in_(after)
-                )
-            )
-        ).all()
-        for show_id, event_seq, state in rows:
-            messages: list[ChatRecord] = []
-            if event_seq > after[show_id]:
-                found = await session.scalars(
-                    select(models.ChatMessage)
-                    .where(
-                        models.ChatMessage.show_id == show_id,
-                        models.ChatMessage.seq > after[show_id],
-                        models.ChatMessage.seq <= event_seq,
-                    )
-                    .order_by(models.ChatMessage.seq)
-                    .limit(REPAIR_BATCH)
-                )
-                messages = [ChatRecord.of(r) for r in found]
-                if len(messages) == REPAIR_BATCH:
-                    event_seq = messages[-1].seq  # the rest comes in the next pass
-            result[show_id] = RoomProgress(event_seq, ShowState(state), messages)
-    return result
-
-
-@dataclass(frozen=True, slots=True)
-class RoomSnapshot:
-    show: ShowRecord
-    seq: int  # every room event up to this number is reflected here, none after it
-    messages: list[ChatRecord]
-
-
-async def access_room_snapshot(db: Database, show_id: uuid.UUID) -> RoomSnapshot:
-    """The room as of one consistent moment: the show row's event number and the messages
-    are read in the same snapshot transaction."""
-    async with db.snapshot() as session:
-        show = await session.get(models.Show, show_id)
-        if show is None:
-            raise NotFound(f"no show {show_id}")
-        rows = await session.scalars(
-            select(models.ChatMessage)
-            .where(models.ChatMessage.show_id == show_id, models.ChatMessage.seq <= show.event_seq)
-            .order_by(models.ChatMessage.seq.desc())
-            .limit(SNAPSHOT_MESSAGES)
-        )
-        messages = [ChatRecord.of(r) for r in reversed(list(rows))]
-        return RoomSnapshot(ShowRecord.of(show), show.event_seq, messages)

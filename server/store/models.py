@@ -166,3 +166,49 @@ class ChatMessage(Base):
     author_name: Mapped[str] = mapped_column(String(100))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ShowReaction(Base):
+    """Reaction totals per show and kind, added to in batches (never one write per tap)."""
+
+    __tablename__ = "show_reactions"
+
+    show_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("shows.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Question(Base):
+    __tablename__ = "questions"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('open', 'answering', 'answered', 'dismissed')", name="state_known"
+        ),
+        CheckConstraint("votes >= 0", name="votes_non_negative"),
+        Index("ix_questions_show_seq", "show_id", "seq"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    show_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("shows.id", ondelete="CASCADE"))
+    # The show's event number of this question's latest change (asked, voted, marked).
+    seq: Mapped[int] = mapped_column(BigInteger)
+    author_role: Mapped[str] = mapped_column(String(8))
+    author_id: Mapped[str] = mapped_column(String(128))
+    author_name: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    votes: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QuestionVote(Base):
+    __tablename__ = "question_votes"
+
+    question_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("questions.id", ondelete="CASCADE"), primary_key=True
+    )
+    voter: Mapped[str] = mapped_column(String(140), primary_key=True)  # role:subject
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
