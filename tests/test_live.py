@@ -26,7 +26,9 @@ class LiveClient:
     def __init__(self) -> None:
         self.sio = socketio.AsyncClient(reconnection=False)
         self.frames: list[dict[str, Any]] = []
+        self.removed: list[dict[str, Any]] = []
         self.sio.on("frame", self.frames.append, namespace="/live")
+        self.sio.on("removed", self.removed.append, namespace="/live")
 
     async def connect(
         self, url: str, *, token: str | None = None, cookie: str | None = None
@@ -435,3 +437,124 @@ async def test_reactions_are_totals_at_most_every_250ms(
         assert ack["error"]["code"] == "bad_payload", payload
     acks = [await tapper.call("react", {"kind": "fire"}) for _ in range(25)]
     assert any(a.get("error", {}).get("code") == "rate_limited" for a in acks)
+
+
+async def test_moderation(room: Any, admin: str, db: Database) -> None:
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    other_show = await create_show(api, admin, title="Next week")
+    host = await connect(await host_token(db, None))
+    mia, tom, val = [await connect(viewer_token(n, n.title())) for n in ("mia", "tom", "val")]
+    ids = {}
+    for name, client in (("host", host), ("mia", mia), ("tom", tom), ("val", val)):
+        ids[name] = (await client.call("join", {"show_id": show["id"]}))["snapshot"]["you"][
+            "author_id"
+        ]
+
+    # Delete: gone for everyone, from history and from later snapshots.
+    spam = (await tom.call("chat:send", {"text": "cheap pills here"}))["message"]
+    keep = (await val.call("chat:send", {"text": "how much is the serum?"}))["message"]
+    assert (await val.call("chat:delete", {"message_id": spam["id"]}))["error"][
+        "code"
+    ] == "forbidden"
+    assert (await host.call("chat:delete", {"message_id": spam["id"]}))["ok"]
+    await settle()
+    assert [e["id"] for e in val.events("chat.deleted")] == [spam["id"]]
+    history = await api.call("GET", f"/api/v1/shows/{show['id']}/chat", auth=admin)
+    assert [m["id"] for m in history.body["items"]] == [keep["id"]]
+
+    # Pin one message; unpin.
+    pinned = await host.call("chat:pin", {"message_id": keep["id"]})
+    assert pinned["settings"]["pinned"]["id"] == keep["id"]
+    await settle()
+    assert val.events("room.settings")[-1]["pinned"]["id"] == keep["id"]
+    late = await connect(viewer_token("late"))
+    snap = (await late.call("join", {"show_id": show["id"]}))["snapshot"]
+    assert snap["pinned"]["id"] == keep["id"] and spam["id"] not in [
+        m["id"] for m in snap["messages"]
+    ]
+    assert (await host.call("chat:pin", {"message_id": None}))["settings"]["pinned"] is None
+
+    # Mute: still watching, not talking; lifted again.
+    assert (await host.call("member:mute", {"author_id": ids["tom"]}))["ok"]
+    assert (await tom.call("chat:send", {"text": "hello?"}))["error"]["code"] == "muted"
+    assert (await tom.call("question:ask", {"text": "why?"}))["error"]["code"] == "muted"
+    assert (await host.call("member:unmute", {"author_id": ids["tom"]}))["ok"]
+    assert (await tom.call("chat:send", {"text": "sorry"}))["ok"]
+
+    # The host names a moderator; a moderator bans for this show, only the host for all shows.
+    assert (await mia.call("chat:delete", {"message_id": keep["id"]}))["error"][
+        "code"
+    ] == "forbidden"
+    assert (await host.call("moderator:add", {"author_id": ids["mia"]}))["ok"]
+    assert (await mia.call("member:ban", {"author_id": ids["tom"], "all_shows": True}))["error"][
+        "code"
+    ] == "forbidden"
+    assert (await mia.call("member:ban", {"author_id": ids["tom"]}))["ok"]
+    await settle()
+    assert tom.removed == [{"show_id": show["id"], "reason": "banned"}]
+    assert (await tom.call("chat:send", {"text": "still here?"}))["error"]["code"] == "not_joined"
+    assert (await tom.call("join", {"show_id": show["id"]}))["error"]["code"] == "banned"
+    assert (await tom.call("join", {"show_id": other_show["id"]}))["ok"]  # this show only
+    await tom.call("leave", {})
+    assert (await host.call("member:ban", {"author_id": ids["tom"], "all_shows": True}))["ok"]
+    assert (await tom.call("join", {"show_id": other_show["id"]}))["error"]["code"] == "banned"
+    assert (await host.call("member:ban", {"author_id": ids["host"]}))["error"]["code"] == "invalid"
+    assert (await host.call("member:mute", {"author_id": "a_nobody"}))["error"][
+        "code"
+    ] == "not_found"
+
+    # Slow mode: one message per member every N seconds; the host is not held back.
+    assert (await host.call("room:slow_mode", {"seconds": 2}))["settings"]["slow_mode_seconds"] == 2
+    assert (await late.call("chat:send", {"text": "first"}))["ok"]
+    slowed = await late.call("chat:send", {"text": "second"})
+    assert slowed["error"]["code"] == "slow_mode" and 0 < slowed["error"]["retry_after_ms"] <= 2000
+    assert (await host.call("chat:send", {"text": "welcome!"}))["ok"]
+    assert (await host.call("chat:send", {"text": "more news"}))["ok"]
+    assert (await host.call("room:slow_mode", {"seconds": 301}))["error"]["code"] == "invalid"
+    assert (await host.call("room:slow_mode", {"seconds": "2"}))["error"]["code"] == "bad_payload"
+    assert (await val.call("room:slow_mode", {"seconds": 0}))["error"]["code"] == "forbidden"
+    await host.call("room:slow_mode", {"seconds": 0})
+    assert (await late.call("chat:send", {"text": "third"}))["ok"]
+
+
+async def test_repair_delivers_what_pubsub_dropped(
+    room: Any, admin: str, db: Database, settings: Settings
+) -> None:
+    """Changes made elsewhere and never published here (another node, pub/sub away) reach
+    this node's viewers from the database: messages, questions, deletes, pins, state."""
+    from server.domain.chat import BannedWords
+    from server.keys import ROOMS
+    from server.services import engagement, moderation
+    from server.services.identity import Principal, Role
+
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    viewer = await connect(viewer_token("watcher"))
+    await viewer.call("join", {"show_id": show["id"]})
+    hub = api.client.server.app[ROOMS]
+    show_id = uuid.UUID(show["id"])
+    elsewhere = Principal(Role.VIEWER, "far-away", "Far")
+    boss = Principal(Role.ADMIN, "admin-key", "Boss")
+    first = await live.chat.do_post_chat(db, show_id, elsewhere, "from elsewhere", BannedWords())
+    second = await live.chat.do_post_chat(db, show_id, elsewhere, "pin me", BannedWords())
+    asked = await engagement.do_ask(db, show_id, elsewhere, "a question?", BannedWords())
+    await moderation.do_delete_message(db, show_id, boss, first.id)
+    await moderation.do_pin(db, show_id, boss, second.id)
+    await api.call(
+        "POST", f"/api/v1/shows/{show['id']}/start", auth=admin
+    )  # published: arrives anyway
+    await settle()
+    assert viewer.events() == []  # nothing of the above was published to this node
+
+    room_state = hub.rooms[show["id"]]
+    await live.catch_up(db, hub, settings.secret_key, {show["id"]: room_state.contiguous})
+    await live.catch_up(
+        db, hub, settings.secret_key, {show["id"]: room_state.contiguous}
+    )  # idempotent
+    await settle()
+    assert [m["text"] for m in viewer.events()] == ["pin me"]  # the deleted one never shows
+    assert [q["id"] for q in viewer.events("question")] == [str(asked.id)]
+    assert {e["id"] for e in viewer.events("chat.deleted")} <= {str(first.id)}
+    assert viewer.events("room.settings")[-1]["pinned"]["id"] == str(second.id)
+    assert [e["state"] for e in viewer.events("show.state")] == ["live"]

@@ -28,7 +28,7 @@ from server.domain.errors import Conflict, DomainError, InvalidValue, NotFound
 from server.domain.shows import ShowState
 from server.realtime import payloads
 from server.realtime.rooms import RoomHub
-from server.services import chat, engagement, room
+from server.services import chat, engagement, moderation, room
 from server.services.identity import GUEST_COOKIE, Principal, Role, Unauthenticated, identify
 from server.store.db import Database
 
@@ -82,6 +82,14 @@ class LiveNamespace(socketio.AsyncNamespace):
             "question:vote": self.vote,
             "question:mark": self.mark,
             "react": self.react,
+            "chat:delete": self.delete_message,
+            "chat:pin": self.pin,
+            "room:slow_mode": self.slow_mode,
+            "member:mute": self.sanction(moderation.SanctionKind.MUTE),
+            "member:ban": self.sanction(moderation.SanctionKind.BAN),
+            "member:unmute": self.lift(moderation.SanctionKind.MUTE),
+            "member:unban": self.lift(moderation.SanctionKind.BAN),
+            "moderator:add": self.add_moderator,
         }
 
     # --- connection -------------------------------------------------------------------------
@@ -139,6 +147,9 @@ class LiveNamespace(socketio.AsyncNamespace):
             return await handler(sid, args[1])
         except EventError as exc:
             return exc.ack()
+        except moderation.Refused as exc:
+            wait = {} if exc.retry_after_ms is None else {"retry_after_ms": exc.retry_after_ms}
+            return EventError(exc.code, exc.message, **wait).ack()
         except DomainError as exc:
             code = _DOMAIN_CODES.get(type(exc), "invalid")
             extra = {"field": exc.field} if exc.field else {}
@@ -160,14 +171,26 @@ class LiveNamespace(socketio.AsyncNamespace):
             snapshot = await room.access_room_snapshot(self._db(), show_id)
             if snapshot.show.state in (ShowState.ENDED, ShowState.CANCELLED):
                 raise EventError("show_closed", f"the show is {snapshot.show.state.value}")
+            author_id = self._author_id(principal)
+            await moderation.do_register_participant(
+                self._db(), show_id, principal, author_id, chat.author_name(principal)
+            )
             voted = await engagement.my_votes(self._db(), show_id, principal)
+            moderator = await moderation.access_may_moderate(self._db(), show_id, principal)
         except BaseException:
             await self.hub.leave(sid)
             raise
         seq, later = await self.hub.finish_join(
-            sid, _member_key(principal), snapshot.seq, snapshot.show.state.value
+            sid, _member_key(principal), snapshot.seq, snapshot.show.state.value, author_id
         )
-        return {"ok": True, "snapshot": self._snapshot(principal, snapshot, seq, later, voted)}
+        result = self._snapshot(principal, snapshot, seq, later, voted)
+        result["you"]["moderator"] = moderator
+        return {"ok": True, "snapshot": result}
+
+    def _author_id(self, principal: Principal) -> str:
+        return payloads.public_author_id(
+            principal.role.value, principal.subject, self.settings.secret_key
+        )
 
     def _snapshot(
         self,
@@ -181,10 +204,17 @@ class LiveNamespace(socketio.AsyncNamespace):
         secret = self.settings.secret_key
         later_chat = [e for e in later if e.get("type") == "chat.message"]
         held = {m["seq"] for m in later_chat}
+        gone = {e["id"] for e in later if e.get("type") == "chat.deleted"}
         messages = [
             payloads.chat_message(m, secret) for m in snapshot.messages if m.seq not in held
         ]
-        messages = (messages + later_chat)[-chat.SNAPSHOT_MESSAGES :]
+        messages = [m for m in messages + later_chat if m["id"] not in gone][
+            -chat.SNAPSHOT_MESSAGES :
+        ]
+        settings = payloads.room_settings(snapshot.settings, secret)
+        for event in later:
+            if event.get("type") == "room.settings" and event["seq"] > settings["seq"]:
+                settings = event
         questions = {str(q.id): payloads.question(q, secret) for q in snapshot.questions}
         reactions = dict(snapshot.reactions)
         state = snapshot.show.state.value
@@ -213,6 +243,8 @@ class LiveNamespace(socketio.AsyncNamespace):
             "questions": waiting,
             "my_votes": sorted(str(v) for v in voted),
             "reactions": reactions,
+            "pinned": settings["pinned"],
+            "slow_mode_seconds": settings["slow_mode_seconds"],
             "pinned_products": [],
             "viewers": self.hub.viewer_count(str(snapshot.show.id)),
             "you": {
@@ -329,6 +361,101 @@ class LiveNamespace(socketio.AsyncNamespace):
         self.tally.add(show_id, kind, count)
         return {"ok": True}
 
+    # --- moderation: the host, admins and the moderators the host names ----------------------
+
+    async def delete_message(self, sid: str, payload: dict[str, Any]) -> Ack:
+        show_id = self._joined(sid)
+        _only(payload, {"message_id"})
+        message_id = _uuid(payload, "message_id")
+        seq = await moderation.do_delete_message(
+            self._db(), uuid.UUID(show_id), self.principals[sid], message_id
+        )
+        self.hub.publish(show_id, payloads.chat_deleted(str(message_id), seq))
+        await self._publish_settings(show_id)  # deleting the pinned message unpins it
+        return {"ok": True}
+
+    async def pin(self, sid: str, payload: dict[str, Any]) -> Ack:
+        show_id = self._joined(sid)
+        _only(payload, {"message_id"})
+        message_id = None if payload.get("message_id") is None else _uuid(payload, "message_id")
+        await moderation.do_pin(self._db(), uuid.UUID(show_id), self.principals[sid], message_id)
+        return {"ok": True, "settings": await self._publish_settings(show_id)}
+
+    async def slow_mode(self, sid: str, payload: dict[str, Any]) -> Ack:
+        show_id = self._joined(sid)
+        _only(payload, {"seconds"})
+        seconds = payload.get("seconds")
+        if not isinstance(seconds, int) or isinstance(seconds, bool):
+            raise EventError(
+                "bad_payload", "seconds must be an integer (0 turns slow mode off)", field="seconds"
+            )
+        await moderation.do_slow_mode(self._db(), uuid.UUID(show_id), self.principals[sid], seconds)
+        return {"ok": True, "settings": await self._publish_settings(show_id)}
+
+    async def add_moderator(self, sid: str, payload: dict[str, Any]) -> Ack:
+        show_id = self._joined(sid)
+        _only(payload, {"author_id"})
+        await moderation.do_add_moderator(
+            self._db(), uuid.UUID(show_id), self.principals[sid], _author(payload)
+        )
+        return {"ok": True}
+
+    def sanction(self, kind: moderation.SanctionKind) -> Handler:
+        async def handle(sid: str, payload: dict[str, Any]) -> Ack:
+            show_id = self._joined(sid)
+            _only(payload, {"author_id", "all_shows"})
+            all_shows = payload.get("all_shows", False)
+            if not isinstance(all_shows, bool):
+                raise EventError(
+                    "bad_payload", "all_shows must be true or false", field="all_shows"
+                )
+            done = await moderation.do_sanction(
+                self._db(),
+                uuid.UUID(show_id),
+                self.principals[sid],
+                _author(payload),
+                kind,
+                all_shows=all_shows,
+            )
+            event = {
+                "type": "member.sanctioned",
+                "author_id": done.author_id,
+                "kind": kind.value,
+                "all_shows": all_shows,
+            }
+            self.hub.publish(show_id, event)
+            return {"ok": True}
+
+        return handle
+
+    def lift(self, kind: moderation.SanctionKind) -> Handler:
+        async def handle(sid: str, payload: dict[str, Any]) -> Ack:
+            show_id = self._joined(sid)
+            _only(payload, {"author_id"})
+            author_id = _author(payload)
+            await moderation.do_lift(
+                self._db(), uuid.UUID(show_id), self.principals[sid], author_id, kind
+            )
+            self.hub.publish(
+                show_id, {"type": "member.lifted", "author_id": author_id, "kind": kind.value}
+            )
+            return {"ok": True}
+
+        return handle
+
+    async def _publish_settings(self, show_id: str) -> dict[str, Any]:
+        settings = await room.access_room_settings(self._db(), uuid.UUID(show_id))
+        event = payloads.room_settings(settings, self.settings.secret_key)
+        self.hub.publish(show_id, event)
+        return event
+
+
+def _author(payload: dict[str, Any]) -> str:
+    author_id = payload.get("author_id")
+    if not isinstance(author_id, str) or not author_id:
+        raise EventError("bad_payload", "author_id must be a chat author's id", field="author_id")
+    return author_id
+
 
 class ReactionTally:
     """Adds this node's reaction taps to the database every REACTION_INTERVAL, one upsert per
@@ -401,6 +528,10 @@ async def catch_up(db: Database, hub: RoomHub, secret_key: str, delivered: dict[
             hub.deliver(key, payloads.chat_message(message, secret_key))
         for question in found.questions:
             hub.deliver(key, payloads.question(question, secret_key))
+        for message_id, seq in found.deleted:
+            hub.deliver(key, payloads.chat_deleted(str(message_id), seq))
+        if found.settings is not None:
+            hub.deliver(key, payloads.room_settings(found.settings, secret_key))
         if local.state is not None and local.state != found.state.value:
             hub.deliver(key, {"type": "show.state", "state": found.state.value})
         local.repaired_to(found.event_seq)

@@ -10,6 +10,7 @@ from typing import Any
 
 from server.services.chat import ChatRecord
 from server.services.engagement import QuestionRecord
+from server.services.room import RoomSettings
 
 
 def when(value: datetime) -> str:
@@ -55,4 +56,18 @@ def question(record: QuestionRecord, secret_key: str) -> dict[str, Any]:
         "state": record.state.value,
         "votes": record.votes,
         "created_at": when(record.created_at),
+    }
+
+
+def chat_deleted(message_id: str, seq: int) -> dict[str, Any]:
+    return {"type": "chat.deleted", "seq": seq, "id": message_id}
+
+
+def room_settings(settings: RoomSettings, secret_key: str) -> dict[str, Any]:
+    """The room's pinned message and slow mode, as of event `seq`."""
+    return {
+        "type": "room.settings",
+        "seq": settings.seq,
+        "pinned": None if settings.pinned is None else chat_message(settings.pinned, secret_key),
+        "slow_mode_seconds": settings.slow_mode_seconds,
     }

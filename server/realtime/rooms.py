@@ -34,6 +34,7 @@ def _seq(event: Event) -> float:
 class Member:
     subject: str  # who, across tabs and devices: two sockets of one member are one viewer
     snapshot_seq: int  # events up to here were in this socket's snapshot
+    author_id: str = ""  # the opaque id others see, which moderation acts on
 
 
 @dataclass(slots=True)
@@ -122,7 +123,7 @@ class RoomHub:
             await self.relay.watch(show_id)
 
     async def finish_join(
-        self, sid: str, subject: str, snapshot_seq: int, state: str
+        self, sid: str, subject: str, snapshot_seq: int, state: str, author_id: str = ""
     ) -> tuple[int, list[Event]]:
         """Make the socket a member. Returns the seq its snapshot now reaches and the events
         flushed while the snapshot was read that the snapshot did not already hold."""
@@ -139,7 +140,7 @@ class RoomHub:
         if subject not in {m.subject for m in room.members.values()}:
             room.presence_changed = True
             room.presence_left.discard(subject)
-        room.members[sid] = Member(subject, seq)
+        room.members[sid] = Member(subject, seq, author_id)
         await self.sio.enter_room(sid, room_name(show_id), namespace=self.namespace)
         return seq, later
 
@@ -181,6 +182,7 @@ class RoomHub:
             room.viewers_sent, room.viewers_sent_at = viewers, now
         if not events:
             return
+        await self._remove_banned(room, events)
         events.sort(key=_seq)
         for held in room.joining.values():
             held.extend(events)
@@ -204,6 +206,22 @@ class RoomHub:
                     namespace=self.namespace,
                 )
         self.frames_sent += 1
+
+    async def _remove_banned(self, room: Room, events: list[Event]) -> None:
+        banned = {
+            e["author_id"]
+            for e in events
+            if e.get("type") == "member.sanctioned" and e.get("kind") == "ban"
+        }
+        for sid, member in list(room.members.items()):
+            if member.author_id in banned:
+                await self.leave(sid)
+                await self.sio.emit(
+                    "removed",
+                    {"show_id": room.show_id, "reason": "banned"},
+                    to=sid,
+                    namespace=self.namespace,
+                )
 
     async def run(self) -> None:
         while True:

@@ -6,19 +6,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
 from server.domain.chat import BannedWords, check_chat_text
-from server.domain.errors import Conflict, NotFound
-from server.domain.shows import ShowState
+from server.domain.errors import NotFound
 from server.services.identity import Principal
+from server.services.moderation import check_slow_mode, check_standing
+from server.services.sequence import next_event_seq
 from server.store import models
 from server.store.db import Database
 
 SNAPSHOT_MESSAGES = 50
-# Chat is open before the show (the waiting room) and during it.
-_OPEN = (ShowState.SCHEDULED.value, ShowState.LIVE.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,30 +50,17 @@ def author_name(principal: Principal) -> str:
     return {"guest": "Guest", "host": "Host", "admin": "Staff"}.get(principal.role.value, "Member")
 
 
-async def next_event_seq(session: AsyncSession, show_id: uuid.UUID) -> int:
-    """Number the show's next room event. The row lock this takes orders the show's events:
-    seq order is commit order. Only an open room (scheduled or live) takes events."""
-    seq = await session.scalar(
-        update(models.Show)
-        .where(models.Show.id == show_id, models.Show.state.in_(_OPEN))
-        .values(event_seq=models.Show.event_seq + 1)
-        .returning(models.Show.event_seq)
-    )
-    if seq is None:
-        show = await session.get(models.Show, show_id)
-        if show is None:
-            raise NotFound(f"no show {show_id}")
-        raise Conflict(f"the room is closed: the show is {show.state}")
-    return int(seq)
-
-
 async def do_post_chat(
     db: Database, show_id: uuid.UUID, author: Principal, text: str, banned: BannedWords
 ) -> ChatRecord:
     """Store a message and give it the show's next event number, in one transaction."""
     clean = banned.apply(check_chat_text(text))
     async with db.transaction() as session:
+        await check_standing(session, show_id, author, talking=True)
         seq = await next_event_seq(session, show_id)
+        show = await session.get(models.Show, show_id)
+        assert show is not None
+        await check_slow_mode(session, show, author)
         row = models.ChatMessage(
             show_id=show_id,
             seq=seq,
@@ -93,7 +78,9 @@ async def list_chat(
     db: Database, show_id: uuid.UUID, *, before_seq: int | None, limit: int
 ) -> list[ChatRecord]:
     """Up to `limit` messages older than `before_seq` (newest page when None), oldest first."""
-    query = select(models.ChatMessage).where(models.ChatMessage.show_id == show_id)
+    query = select(models.ChatMessage).where(
+        models.ChatMessage.show_id == show_id, models.ChatMessage.deleted_at.is_(None)
+    )
     if before_seq is not None:
         query = query.where(models.ChatMessage.seq < before_seq)
     async with db.read() as session:

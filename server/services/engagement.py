@@ -14,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.domain.chat import BannedWords
 from server.domain.engagement import WAITING, QuestionState, check_question_text
 from server.domain.errors import NotFound
-from server.services.chat import author_name, next_event_seq
+from server.services.chat import author_name
 from server.services.identity import Principal
+from server.services.moderation import check_standing
+from server.services.sequence import next_event_seq
 from server.store import models
 from server.store.db import Database
 from server.store.models import utcnow
@@ -59,6 +61,7 @@ async def do_ask(
 ) -> QuestionRecord:
     clean = banned.apply(check_question_text(text))
     async with db.transaction() as session:
+        await check_standing(session, show_id, author, talking=True)
         seq = await next_event_seq(session, show_id)
         row = models.Question(
             show_id=show_id,
@@ -91,6 +94,7 @@ async def do_vote(
     key = voter_key(voter)
     try:
         async with db.transaction() as session:
+            await check_standing(session, show_id, voter, talking=True)
             row = await _question(session, show_id, question_id)
             had = await session.get(models.QuestionVote, (question_id, key)) is not None
             if had == up:

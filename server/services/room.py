@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.domain.engagement import WAITING
 from server.domain.errors import NotFound
@@ -18,11 +19,28 @@ from server.store.db import Database
 
 
 @dataclass(frozen=True, slots=True)
+class RoomSettings:
+    seq: int  # the event number of the settings' last change
+    pinned: ChatRecord | None
+    slow_mode_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
 class RoomProgress:
-    event_seq: int  # every event up to here is in `messages`/`questions` or was before `after`
+    event_seq: int  # every event up to here is below, or was before `after`
     state: ShowState
     messages: list[ChatRecord]
     questions: list[QuestionRecord]
+    deleted: list[tuple[uuid.UUID, int]]  # (message id, deletion's event number)
+    settings: RoomSettings | None  # when they changed after `after`
+
+
+async def _settings(session: AsyncSession, show: models.Show) -> RoomSettings:
+    pinned = None
+    if show.pinned_message_id is not None:
+        row = await session.get(models.ChatMessage, show.pinned_message_id)
+        pinned = ChatRecord.of(row) if row is not None and row.deleted_at is None else None
+    return RoomSettings(show.room_seq, pinned, show.slow_mode_seconds)
 
 
 REPAIR_BATCH = 1000
@@ -31,44 +49,55 @@ REPAIR_BATCH = 1000
 async def access_room_progress(
     db: Database, after: dict[uuid.UUID, int]
 ) -> dict[uuid.UUID, RoomProgress]:
-    """For each show, its event number and state, and the messages numbered after
+    """For each show, its event number and state, and every room change numbered after
     `after[show]`: what a node missed while its pub/sub was away."""
     result: dict[uuid.UUID, RoomProgress] = {}
     async with db.snapshot() as session:
-        rows = (
-            await session.execute(
-                select(models.Show.id, models.Show.event_seq, models.Show.state).where(
-                    models.Show.id.in_(after)
+        shows = await session.scalars(select(models.Show).where(models.Show.id.in_(after)))
+        for show in shows:
+            since, event_seq = after[show.id], show.event_seq
+            if event_seq <= since:
+                result[show.id] = RoomProgress(event_seq, ShowState(show.state), [], [], [], None)
+                continue
+            window = (since, event_seq)
+            found = await session.scalars(
+                select(models.ChatMessage)
+                .where(
+                    models.ChatMessage.show_id == show.id,
+                    models.ChatMessage.seq.between(since + 1, event_seq),
+                )
+                .order_by(models.ChatMessage.seq)
+                .limit(REPAIR_BATCH)
+            )
+            messages = [ChatRecord.of(r) for r in found]
+            if len(messages) == REPAIR_BATCH:
+                event_seq = messages[-1].seq  # the rest comes in the next pass
+                window = (since, event_seq)
+            changed = await session.scalars(
+                select(models.Question).where(
+                    models.Question.show_id == show.id,
+                    models.Question.seq.between(window[0] + 1, window[1]),
                 )
             )
-        ).all()
-        for show_id, event_seq, state in rows:
-            messages: list[ChatRecord] = []
-            if event_seq > after[show_id]:
-                found = await session.scalars(
-                    select(models.ChatMessage)
-                    .where(
-                        models.ChatMessage.show_id == show_id,
-                        models.ChatMessage.seq > after[show_id],
-                        models.ChatMessage.seq <= event_seq,
-                    )
-                    .order_by(models.ChatMessage.seq)
-                    .limit(REPAIR_BATCH)
-                )
-                messages = [ChatRecord.of(r) for r in found]
-                if len(messages) == REPAIR_BATCH:
-                    event_seq = messages[-1].seq  # the rest comes in the next pass
-                changed = await session.scalars(
-                    select(models.Question).where(
-                        models.Question.show_id == show_id,
-                        models.Question.seq > after[show_id],
-                        models.Question.seq <= event_seq,
+            deleted = (
+                await session.execute(
+                    select(models.ChatMessage.id, models.ChatMessage.deleted_seq).where(
+                        models.ChatMessage.show_id == show.id,
+                        models.ChatMessage.deleted_seq.between(window[0] + 1, window[1]),
                     )
                 )
-                questions = [QuestionRecord.of(q) for q in changed]
-            else:
-                questions = []
-            result[show_id] = RoomProgress(event_seq, ShowState(state), messages, questions)
+            ).all()
+            settings = (
+                await _settings(session, show) if window[0] < show.room_seq <= window[1] else None
+            )
+            result[show.id] = RoomProgress(
+                event_seq,
+                ShowState(show.state),
+                [m for m in messages if m.id not in {d for d, _ in deleted}],
+                [QuestionRecord.of(q) for q in changed],
+                [(d, int(seq or 0)) for d, seq in deleted],
+                settings,
+            )
     return result
 
 
@@ -79,6 +108,7 @@ class RoomSnapshot:
     messages: list[ChatRecord]
     questions: list[QuestionRecord]  # waiting ones, in queue order
     reactions: dict[str, int]
+    settings: RoomSettings
 
 
 async def access_room_snapshot(db: Database, show_id: uuid.UUID) -> RoomSnapshot:
@@ -90,7 +120,11 @@ async def access_room_snapshot(db: Database, show_id: uuid.UUID) -> RoomSnapshot
             raise NotFound(f"no show {show_id}")
         rows = await session.scalars(
             select(models.ChatMessage)
-            .where(models.ChatMessage.show_id == show_id, models.ChatMessage.seq <= show.event_seq)
+            .where(
+                models.ChatMessage.show_id == show_id,
+                models.ChatMessage.seq <= show.event_seq,
+                models.ChatMessage.deleted_at.is_(None),
+            )
             .order_by(models.ChatMessage.seq.desc())
             .limit(SNAPSHOT_MESSAGES)
         )
@@ -114,4 +148,13 @@ async def access_room_snapshot(db: Database, show_id: uuid.UUID) -> RoomSnapshot
             messages,
             [QuestionRecord.of(q) for q in waiting],
             {kind: int(count) for kind, count in reactions},
+            await _settings(session, show),
         )
+
+
+async def access_room_settings(db: Database, show_id: uuid.UUID) -> RoomSettings:
+    async with db.read() as session:
+        show = await session.get(models.Show, show_id)
+        if show is None:
+            raise NotFound(f"no show {show_id}")
+        return await _settings(session, show)

@@ -120,6 +120,10 @@ class Show(Base):
     # The last live-room event number. Bumped in the same transaction as each stored room
     # event, so the row lock orders events per show: seq order is commit order.
     event_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Room settings the host controls; `room_seq` is the event number of their last change.
+    pinned_message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    slow_mode_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    room_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Member(Base):
@@ -155,7 +159,10 @@ class ApiKey(Base):
 
 class ChatMessage(Base):
     __tablename__ = "chat_messages"
-    __table_args__ = (Index("uq_chat_messages_show_seq", "show_id", "seq", unique=True),)
+    __table_args__ = (
+        Index("uq_chat_messages_show_seq", "show_id", "seq", unique=True),
+        Index("ix_chat_messages_show_author", "show_id", "author_role", "author_id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     show_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("shows.id", ondelete="CASCADE"))
@@ -166,6 +173,55 @@ class ChatMessage(Base):
     author_name: Mapped[str] = mapped_column(String(100))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A moderator's delete: the message leaves every screen and the history.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ShowParticipant(Base):
+    """Everyone who joined a show's room, by the opaque author id others see, so a host can
+    act on an author without ever seeing who they are in the brand's systems."""
+
+    __tablename__ = "show_participants"
+
+    show_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("shows.id", ondelete="CASCADE"), primary_key=True
+    )
+    author_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(100))
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Sanction(Base):
+    """A mute (may watch, may not talk) or ban (may not join) for one show or every show."""
+
+    __tablename__ = "sanctions"
+    __table_args__ = (
+        CheckConstraint("kind IN ('mute', 'ban')", name="kind_known"),
+        Index("ix_sanctions_who", "role", "subject"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    show_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("shows.id", ondelete="CASCADE")
+    )  # NULL: every show
+    role: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(8))
+    created_by: Mapped[str] = mapped_column(String(140))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ShowModerator(Base):
+    __tablename__ = "show_moderators"
+
+    show_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("shows.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(8), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(128), primary_key=True)
 
 
 class ShowReaction(Base):

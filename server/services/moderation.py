@@ -1,0 +1,257 @@
+"""Moderation use-cases: who may moderate, mutes and bans, deleting and pinning messages,
+slow mode. Checks run inside the writing transaction, so they hold across processes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.domain.errors import DomainError, InvalidValue, NotFound
+from server.services.identity import Principal, Role
+from server.services.sequence import next_event_seq
+from server.store import models
+from server.store.db import Database
+from server.store.models import utcnow
+
+SLOW_MODE_MAX_SECONDS = 300
+
+
+class SanctionKind(StrEnum):
+    MUTE = "mute"
+    BAN = "ban"
+
+
+class Refused(DomainError):
+    """The member may not do this now: `code` is muted, banned or slow_mode."""
+
+    def __init__(self, code: str, message: str, retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after_ms = retry_after_ms
+
+
+def _who(principal: Principal) -> tuple[str, str]:
+    return principal.role.value, principal.subject
+
+
+async def check_standing(
+    session: AsyncSession, show_id: uuid.UUID, principal: Principal, *, talking: bool
+) -> None:
+    """Refuse a banned member anything, and a muted one talking (chat, questions, reactions)."""
+    if principal.role in (Role.ADMIN, Role.HOST):
+        return
+    role, subject = _who(principal)
+    kinds = set(
+        await session.scalars(
+            select(models.Sanction.kind).where(
+                models.Sanction.role == role,
+                models.Sanction.subject == subject,
+                or_(models.Sanction.show_id == show_id, models.Sanction.show_id.is_(None)),
+            )
+        )
+    )
+    if SanctionKind.BAN in kinds:
+        raise Refused("banned", "you have been removed from this show")
+    if talking and SanctionKind.MUTE in kinds:
+        raise Refused("muted", "you have been muted in this show")
+
+
+async def check_slow_mode(session: AsyncSession, show: models.Show, principal: Principal) -> None:
+    if show.slow_mode_seconds <= 0 or await _may_moderate(session, show.id, principal):
+        return
+    role, subject = _who(principal)
+    last = await session.scalar(
+        select(func.max(models.ChatMessage.created_at)).where(
+            models.ChatMessage.show_id == show.id,
+            models.ChatMessage.author_role == role,
+            models.ChatMessage.author_id == subject,
+        )
+    )
+    if last is None:
+        return
+    if last.tzinfo is None:  # SQLite hands back naive UTC from an aggregate
+        last = last.replace(tzinfo=utcnow().tzinfo)
+    wait = last + timedelta(seconds=show.slow_mode_seconds) - utcnow()
+    if wait.total_seconds() > 0:
+        raise Refused(
+            "slow_mode",
+            f"slow mode: one message every {show.slow_mode_seconds} s",
+            retry_after_ms=int(wait.total_seconds() * 1000) + 1,
+        )
+
+
+async def _may_moderate(session: AsyncSession, show_id: uuid.UUID, principal: Principal) -> bool:
+    if principal.may_host(show_id):
+        return True
+    role, subject = _who(principal)
+    return await session.get(models.ShowModerator, (show_id, role, subject)) is not None
+
+
+async def access_may_moderate(db: Database, show_id: uuid.UUID, principal: Principal) -> bool:
+    async with db.read() as session:
+        return await _may_moderate(session, show_id, principal)
+
+
+async def _require_moderator(
+    session: AsyncSession, show_id: uuid.UUID, principal: Principal
+) -> None:
+    if not await _may_moderate(session, show_id, principal):
+        raise Refused("forbidden", "only the show's host and moderators can do this")
+
+
+async def do_register_participant(
+    db: Database, show_id: uuid.UUID, principal: Principal, author_id: str, name: str
+) -> None:
+    insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+    async with db.transaction() as session:
+        await check_standing(session, show_id, principal, talking=False)
+        await session.execute(
+            insert(models.ShowParticipant)
+            .values(
+                show_id=show_id,
+                author_id=author_id,
+                role=principal.role.value,
+                subject=principal.subject,
+                name=name,
+            )
+            .on_conflict_do_nothing(index_elements=["show_id", "author_id"])
+        )
+
+
+async def _participant(
+    session: AsyncSession, show_id: uuid.UUID, author_id: str
+) -> models.ShowParticipant:
+    row = await session.get(models.ShowParticipant, (show_id, author_id))
+    if row is None:
+        raise NotFound(f"no participant {author_id} in this show", field="author_id")
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class Sanctioned:
+    author_id: str
+    kind: SanctionKind
+    all_shows: bool
+
+
+async def do_sanction(
+    db: Database,
+    show_id: uuid.UUID,
+    actor: Principal,
+    author_id: str,
+    kind: SanctionKind,
+    *,
+    all_shows: bool,
+) -> Sanctioned:
+    async with db.transaction() as session:
+        await _require_moderator(session, show_id, actor)
+        if all_shows and not actor.may_host(show_id):
+            raise Refused("forbidden", "only the host can sanction for every show")
+        target = await _participant(session, show_id, author_id)
+        if target.role in (Role.ADMIN.value, Role.HOST.value):
+            raise InvalidValue("staff cannot be muted or banned", field="author_id")
+        session.add(
+            models.Sanction(
+                show_id=None if all_shows else show_id,
+                role=target.role,
+                subject=target.subject,
+                kind=kind.value,
+                created_by=f"{actor.role.value}:{actor.subject}",
+            )
+        )
+    return Sanctioned(author_id, kind, all_shows)
+
+
+async def do_lift(
+    db: Database, show_id: uuid.UUID, actor: Principal, author_id: str, kind: SanctionKind
+) -> None:
+    """Lift this show's sanction of that kind; the host also lifts the every-show one."""
+    async with db.transaction() as session:
+        await _require_moderator(session, show_id, actor)
+        target = await _participant(session, show_id, author_id)
+        scopes = [models.Sanction.show_id == show_id]
+        if actor.may_host(show_id):
+            scopes.append(models.Sanction.show_id.is_(None))
+        await session.execute(
+            delete(models.Sanction).where(
+                models.Sanction.role == target.role,
+                models.Sanction.subject == target.subject,
+                models.Sanction.kind == kind.value,
+                or_(*scopes),
+            )
+        )
+
+
+async def do_add_moderator(
+    db: Database, show_id: uuid.UUID, actor: Principal, author_id: str
+) -> None:
+    async with db.transaction() as session:
+        if not actor.may_host(show_id):
+            raise Refused("forbidden", "only the host can name moderators")
+        target = await _participant(session, show_id, author_id)
+        if await session.get(models.ShowModerator, (show_id, target.role, target.subject)) is None:
+            session.add(
+                models.ShowModerator(show_id=show_id, role=target.role, subject=target.subject)
+            )
+
+
+async def do_delete_message(
+    db: Database, show_id: uuid.UUID, actor: Principal, message_id: uuid.UUID
+) -> int:
+    """Delete a message for everyone and from history; returns the deletion's event number."""
+    async with db.transaction() as session:
+        await _require_moderator(session, show_id, actor)
+        row = await session.get(models.ChatMessage, message_id)
+        if row is None or row.show_id != show_id or row.deleted_at is not None:
+            raise NotFound(f"no message {message_id} in this show", field="message_id")
+        seq = await next_event_seq(session, show_id)
+        row.deleted_at, row.deleted_seq = utcnow(), seq
+        show = await session.get(models.Show, show_id)
+        assert show is not None
+        if show.pinned_message_id == message_id:
+            # Its own event number: every number stands for exactly one room event.
+            show.pinned_message_id, show.room_seq = None, await next_event_seq(session, show_id)
+        return seq
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSettings:
+    seq: int
+    pinned_message_id: uuid.UUID | None
+    slow_mode_seconds: int
+
+
+async def do_pin(
+    db: Database, show_id: uuid.UUID, actor: Principal, message_id: uuid.UUID | None
+) -> RoomSettings:
+    async with db.transaction() as session:
+        await _require_moderator(session, show_id, actor)
+        if message_id is not None:
+            row = await session.get(models.ChatMessage, message_id)
+            if row is None or row.show_id != show_id or row.deleted_at is not None:
+                raise NotFound(f"no message {message_id} in this show", field="message_id")
+        seq = await next_event_seq(session, show_id)
+        show = await session.get(models.Show, show_id)
+        assert show is not None
+        show.pinned_message_id, show.room_seq = message_id, seq
+        return RoomSettings(seq, show.pinned_message_id, show.slow_mode_seconds)
+
+
+async def do_slow_mode(
+    db: Database, show_id: uuid.UUID, actor: Principal, seconds: int
+) -> RoomSettings:
+    if not 0 <= seconds <= SLOW_MODE_MAX_SECONDS:
+        raise InvalidValue(f"must be 0-{SLOW_MODE_MAX_SECONDS} seconds", field="seconds")
+    async with db.transaction() as session:
+        await _require_moderator(session, show_id, actor)
+        seq = await next_event_seq(session, show_id)
+        show = await session.get(models.Show, show_id)
+        assert show is not None
+        show.slow_mode_seconds, show.room_seq = seconds, seq
+        return RoomSettings(seq, show.pinned_message_id, show.slow_mode_seconds)
