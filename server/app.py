@@ -83,6 +83,7 @@ async def _rooms(app: web.Application) -> AsyncIterator[None]:
 def _attach_live_room(app: web.Application, settings: Settings) -> None:
     sio = socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False)
     hub = RoomHub(sio, NAMESPACE)
+    hub.max_backlog = settings.frame_backlog
     tally = ReactionTally(lambda: app[DATABASE], hub)
     app[ROOMS], app[REACTIONS] = hub, tally
     sio.register_namespace(

@@ -214,6 +214,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Sustained chat messages per second per member, after the burst.",
     ),
     Setting(
+        "SHOWROOM_FRAME_BACKLOG",
+        "frame_backlog",
+        _positive_int,
+        "50",
+        "Live-room packets waiting for one socket before it skips frames (and is told of the gap).",
+    ),
+    Setting(
         "SHOWROOM_LOG_FORMAT",
         "log_format",
         _choice("text", "json"),
@@ -242,6 +249,7 @@ class Settings:
     banned_words_mode: str = "mask"
     chat_burst: int = 5
     chat_per_second: float = 1.0
+    frame_backlog: int = 50
     log_format: str = "text"
     log_level: str = "INFO"
 

@@ -103,6 +103,7 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("SHOWROOM_BANNED_WORDS_MODE", "block", "banned_words_mode", "block"),
     ("SHOWROOM_CHAT_BURST", "10", "chat_burst", 10),
     ("SHOWROOM_CHAT_PER_SECOND", "0.5", "chat_per_second", 0.5),
+    ("SHOWROOM_FRAME_BACKLOG", "200", "frame_backlog", 200),
     ("SHOWROOM_LOG_FORMAT", "json", "log_format", "json"),
     ("SHOWROOM_LOG_LEVEL", "debug", "log_level", "DEBUG"),
 ]  # fmt: skip
@@ -256,6 +257,8 @@ def test_public_url_default_brackets_an_ipv6_host(tmp_path: Path) -> None:
         ("SHOWROOM_CHAT_PER_SECOND", "-1"),
         ("SHOWROOM_CHAT_PER_SECOND", "nan"),
         ("SHOWROOM_CHAT_PER_SECOND", "fast"),
+        ("SHOWROOM_FRAME_BACKLOG", "0"),
+        ("SHOWROOM_FRAME_BACKLOG", "lots"),
     ],
 )
 def test_invalid_values_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:

@@ -4,11 +4,13 @@ fan-out in coalesced frames, the join race, rate limits, banned words and bad in
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 
@@ -558,3 +560,62 @@ async def test_repair_delivers_what_pubsub_dropped(
     assert {e["id"] for e in viewer.events("chat.deleted")} <= {str(first.id)}
     assert viewer.events("room.settings")[-1]["pinned"]["id"] == str(second.id)
     assert [e["state"] for e in viewer.events("show.state")] == ["live"]
+
+
+class PollingViewer:
+    """A viewer on Engine.IO long-polling that stops polling: the slowest possible reader.
+    Nothing it is sent leaves the server until it polls again."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http, self.base, self.sid = http, f"{url}socket.io/?EIO=4&transport=polling", ""
+
+    async def _post(self, packet: str) -> None:
+        async with self.http.post(f"{self.base}&sid={self.eio}", data=packet.encode()) as r:
+            assert r.status == 200, await r.text()
+
+    async def poll(self) -> list[str]:
+        async with self.http.get(f"{self.base}&sid={self.eio}") as r:
+            packets = (await r.text()).split("\x1e")
+        if "2" in packets:
+            await self._post("3")  # answer Engine.IO's ping, or the session is closed
+        return packets
+
+    async def join(self, token: str, show_id: str) -> None:
+        async with self.http.get(self.base) as r:
+            self.eio = json.loads((await r.text())[1:])["sid"]
+        await self._post("40/live," + json.dumps({"token": token}))
+        connected = [p for p in await self.poll() if p.startswith("40/live,")]
+        self.sid = json.loads(connected[0][len("40/live,") :])["sid"]
+        await self._post('42/live,1["join",' + json.dumps({"show_id": show_id}) + "]")
+        while not any(p.startswith("43/live,1") for p in await self.poll()):
+            pass
+
+
+async def test_slow_viewer_skips_frames_and_is_told_of_the_gap(room: Any, admin: str) -> None:
+    url, connect, api = await room(frame_backlog=5)
+    show = await create_show(api, admin)
+    from server.keys import ROOMS
+
+    hub = api.client.server.app[ROOMS]
+    talker = await connect(viewer_token("talker"))
+    await talker.call("join", {"show_id": show["id"]})
+    async with aiohttp.ClientSession() as http:
+        slow = PollingViewer(http, url)
+        await slow.join(viewer_token("slow"), show["id"])
+        most_queued = 0
+        for n in range(40):  # about 20 frames' worth of chat, unread by the slow viewer
+            await talker.call("chat:send", {"text": f"message {n}"})
+            await asyncio.sleep(0.05)
+            most_queued = max(most_queued, hub.backlog(slow.sid))
+        assert hub.frames_skipped > 0
+        assert most_queued <= 5 + 2  # the bound, plus a ping or an ack
+        await settle()
+        assert len(talker.events()) == 40  # the fast viewer missed nothing
+
+        received = await slow.poll()  # one poll takes everything queued
+        assert any(p.startswith('42/live,["frame"') for p in received)
+        await talker.call("chat:send", {"text": "after the gap"})
+        received = await slow.poll()
+        gap = [p for p in received if p.startswith('42/live,["gap"')]
+        notice = json.loads(gap[0][len("42/live,") :])[1]
+        assert notice["show_id"] == show["id"] and notice["missed_frames"] > 0

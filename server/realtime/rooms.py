@@ -16,6 +16,7 @@ log = logging.getLogger("showroom.realtime")
 
 FRAME_INTERVAL = 0.15  # seconds; the issue asks for 100-200 ms
 PRESENCE_INTERVAL = 1.0  # viewer counts go out at most once a second
+DEFAULT_MAX_BACKLOG = 50  # packets waiting for one socket before it is skipped (~7 s of frames)
 
 Event = dict[str, Any]
 
@@ -35,6 +36,7 @@ class Member:
     subject: str  # who, across tabs and devices: two sockets of one member are one viewer
     snapshot_seq: int  # events up to here were in this socket's snapshot
     author_id: str = ""  # the opaque id others see, which moderation acts on
+    missed: int = 0  # frames skipped because this socket could not keep up
 
 
 @dataclass(slots=True)
@@ -98,7 +100,9 @@ class RoomHub:
         self.rooms: dict[str, Room] = {}
         self.show_of: dict[str, str] = {}  # sid -> show id
         self.frames_sent = 0
+        self.frames_skipped = 0
         self.relay: Relay | None = None
+        self.max_backlog = DEFAULT_MAX_BACKLOG
 
     def publish(self, show_id: str, event: Event) -> None:
         """An event that happened on this node (after its transaction committed)."""
@@ -189,12 +193,21 @@ class RoomHub:
         if not room.members:
             return
         first = _seq(events[0])
+        # A socket too slow to keep up skips frames, so its send queue (and the server's
+        # memory) stays bounded; once it has drained it is told there was a gap.
+        lagging = await self._pace(room)
         # A member whose snapshot already holds some of these events gets its own trimmed
         # copy; everyone else shares one frame, encoded once.
-        behind = [sid for sid, m in room.members.items() if m.snapshot_seq >= first]
+        behind = [
+            sid for sid, m in room.members.items() if m.snapshot_seq >= first and sid not in lagging
+        ]
         frame = {"show_id": room.show_id, "events": events}
         await self.sio.emit(
-            "frame", frame, room=room_name(room.show_id), skip_sid=behind, namespace=self.namespace
+            "frame",
+            frame,
+            room=room_name(room.show_id),
+            skip_sid=behind + lagging,
+            namespace=self.namespace,
         )
         for sid in behind:
             mine = [e for e in events if _seq(e) > room.members[sid].snapshot_seq]
@@ -206,6 +219,30 @@ class RoomHub:
                     namespace=self.namespace,
                 )
         self.frames_sent += 1
+
+    def backlog(self, sid: str) -> int:
+        """Packets queued for this socket and not yet written to it."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, self.namespace)
+        socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
+        return socket.queue.qsize() if socket is not None else 0
+
+    async def _pace(self, room: Room) -> list[str]:
+        lagging = []
+        for sid, member in room.members.items():
+            queued = self.backlog(sid)
+            if queued >= self.max_backlog:
+                member.missed += 1
+                self.frames_skipped += 1
+                lagging.append(sid)
+            elif member.missed and queued <= self.max_backlog // 2:
+                missed, member.missed = member.missed, 0
+                await self.sio.emit(
+                    "gap",
+                    {"show_id": room.show_id, "missed_frames": missed},
+                    to=sid,
+                    namespace=self.namespace,
+                )
+        return lagging
 
     async def _remove_banned(self, room: Room, events: list[Event]) -> None:
         banned = {
