@@ -23,6 +23,7 @@ from server.realtime.bus import RedisRoomBus
 from server.realtime.live import NAMESPACE, LiveNamespace, ReactionTally, catch_up
 from server.realtime.rooms import RoomHub
 from server.services.identity import GUEST_COOKIE, Principal, Unauthenticated, identify
+from server.services.room import record_peak_viewers
 from server.store.db import Database, create_engine
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -78,12 +79,14 @@ async def _rooms(app: web.Application) -> AsyncIterator[None]:
         await app[REACTIONS].flush()  # taps counted since the last flush are not lost
     except Exception:
         logging.getLogger("showroom.realtime").exception("final reaction flush failed")
+    await app[ROOMS].store_peaks()
 
 
 def _attach_live_room(app: web.Application, settings: Settings) -> None:
     sio = socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False)
     hub = RoomHub(sio, NAMESPACE)
     hub.max_backlog = settings.frame_backlog
+    hub.record_peaks = lambda peaks: record_peak_viewers(app[DATABASE], peaks)
     tally = ReactionTally(lambda: app[DATABASE], hub)
     app[ROOMS], app[REACTIONS] = hub, tally
     sio.register_namespace(

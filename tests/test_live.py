@@ -203,6 +203,23 @@ async def test_presence_counts_members_not_sockets(room: Any, admin: str) -> Non
     assert other.events("presence")[-1]["viewers"] == 2
 
 
+async def test_peak_viewers_is_stored_and_never_falls(room: Any, admin: str) -> None:
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    assert show["peak_viewers"] == 0
+    viewers = [await connect(viewer_token(f"peak-{n}")) for n in range(3)]
+    tab = await connect(viewer_token("peak-0"))  # a second tab is not a second viewer
+    for client in (*viewers, tab):
+        assert (await client.call("join", {"show_id": show["id"]}))["ok"]
+    await asyncio.sleep(1.5)
+    for client in viewers[1:]:
+        assert (await client.call("leave", {}))["ok"]
+    await asyncio.sleep(1.5)
+    assert viewers[0].events("presence")[-1]["viewers"] == 1
+    stored = await api.call("GET", f"/api/v1/shows/{show['id']}", auth=admin)
+    assert stored.body["peak_viewers"] == 3
+
+
 async def test_rate_limit_is_per_member_across_tabs(room: Any, admin: str, db: Database) -> None:
     _, connect, api = await room(chat_burst=3, chat_per_second=1.0)
     show = await create_show(api, admin)

@@ -174,6 +174,14 @@ async def test_two_processes_share_a_room_and_survive_redis_going_away(
             await until(
                 lambda: viewers(alice) == 2 and viewers(bob) == 2, "a count of 2 on both nodes"
             )
+            # The stored peak is the summed count: each process alone only ever saw one.
+            for _ in range(60):
+                async with http.get(f"{node1}/api/v1/shows/{show['id']}") as r:
+                    peak = (await r.json())["peak_viewers"]
+                if peak == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert peak == 2
 
             # A state change made through one process reaches viewers on the other.
             async with http.post(f"{node2}/api/v1/shows/{show['id']}/start") as r:

@@ -150,6 +150,7 @@ SCHEMAS: dict[str, Schema] = {
             "started_at",
             "ended_at",
             "cancelled_at",
+            "peak_viewers",
             "links",
         ],
         "additionalProperties": False,
@@ -162,6 +163,11 @@ SCHEMAS: dict[str, Schema] = {
             "started_at": nullable(DATE_TIME),
             "ended_at": nullable(DATE_TIME),
             "cancelled_at": nullable(DATE_TIME),
+            "peak_viewers": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Most members watching at once (two tabs are one viewer), across all server processes.",
+            },
             "links": {
                 "type": "object",
                 "required": ["watch", "studio"],

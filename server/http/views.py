@@ -42,6 +42,7 @@ def show(record: ShowRecord, public_url: str) -> dict[str, Any]:
         "started_at": when(record.started_at),
         "ended_at": when(record.ended_at),
         "cancelled_at": when(record.cancelled_at),
+        "peak_viewers": record.peak_viewers,
         "links": {
             "watch": f"{public_url}/watch/{record.id}",
             "studio": f"{public_url}/studio/{record.id}",

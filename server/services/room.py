@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.domain.engagement import WAITING
@@ -158,3 +158,15 @@ async def access_room_settings(db: Database, show_id: uuid.UUID) -> RoomSettings
         if show is None:
             raise NotFound(f"no show {show_id}")
         return await _settings(session, show)
+
+
+async def record_peak_viewers(db: Database, peaks: dict[str, int]) -> None:
+    """Raise each show's stored peak to the given count where it is higher. Several server
+    processes may report the same show: the higher count wins, whatever the order."""
+    async with db.transaction() as session:
+        for show_id, viewers in peaks.items():
+            await session.execute(
+                update(models.Show)
+                .where(models.Show.id == uuid.UUID(show_id), models.Show.peak_viewers < viewers)
+                .values(peak_viewers=viewers)
+            )

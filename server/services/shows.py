@@ -37,6 +37,7 @@ class ShowRecord:
     started_at: datetime | None
     ended_at: datetime | None
     cancelled_at: datetime | None
+    peak_viewers: int
 
     @classmethod
     def of(cls, row: models.Show) -> ShowRecord:
@@ -54,6 +55,7 @@ class ShowRecord:
             started_at=row.started_at,
             ended_at=row.ended_at,
             cancelled_at=row.cancelled_at,
+            peak_viewers=row.peak_viewers,
         )
 
 

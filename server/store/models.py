@@ -124,6 +124,8 @@ class Show(Base):
     pinned_message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     slow_mode_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     room_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Most members watching at once, across every server process.
+    peak_viewers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Member(Base):
