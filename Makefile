@@ -25,8 +25,8 @@ test: install lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check server media tests
-	$(BIN)/ruff format --check server media tests
+	$(BIN)/ruff check server media tests bench
+	$(BIN)/ruff format --check server media tests bench
 
 typecheck: install
 	$(BIN)/mypy

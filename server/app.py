@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import socketio
@@ -110,6 +110,20 @@ async def _room_bus(app: web.Application) -> AsyncIterator[None]:
     hub.relay = None
 
 
+@web.middleware
+async def uncompressed_live_websockets(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Live-room websockets go uncompressed: permessage-deflate would compress every frame
+    once per viewer, while uncompressed, one encoded frame is written to every viewer as
+    is (server/realtime/rooms.py). The offer is dropped, so the handshake declines it."""
+    if request.path.startswith("/socket.io/") and "Sec-WebSocket-Extensions" in request.headers:
+        headers = request.headers.copy()
+        del headers["Sec-WebSocket-Extensions"]
+        request = request.clone(headers=headers)
+    return await handler(request)
+
+
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     contract = Contract()
@@ -118,6 +132,7 @@ def create_app(settings: Settings) -> web.Application:
             observe(metrics),
             problem_answers,
             contract.middleware(authenticate, settings.max_body_bytes),
+            uncompressed_live_websockets,
         ],
         # Bodies are read through contract.read_limited with per-route limits; this is the
         # ceiling for anything read another way.

@@ -4,7 +4,10 @@ fan-out in coalesced frames, the join race, rate limits, banned words and bad in
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -17,7 +20,7 @@ import socketio
 from server.app import create_app
 from server.config import Settings
 from server.realtime import live
-from server.realtime.rooms import FRAME_INTERVAL
+from server.realtime.rooms import BACKLOG_FRAME_BYTES, FRAME_INTERVAL
 from server.store.db import Database
 from tests.conftest import Api, create_show, host_token, snapshot, viewer_token
 
@@ -636,3 +639,140 @@ async def test_slow_viewer_skips_frames_and_is_told_of_the_gap(room: Any, admin:
         gap = [p for p in received if p.startswith('42/live,["gap"')]
         notice = json.loads(gap[0][len("42/live,") :])[1]
         assert notice["show_id"] == show["id"] and notice["missed_frames"] > 0
+
+
+class StalledWebSocket:
+    """A websocket viewer that stops reading after it has joined, with a small receive
+    buffer: what the server writes to it piles up in the server's own write buffer."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer, self.next_id = reader, writer, 1
+
+    @classmethod
+    async def open(cls, url: str) -> StalledWebSocket:
+        host, port = url.split("//")[1].rstrip("/").split(":")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101") and b"permessage-deflate" not in head, head
+        return cls(reader, writer)
+
+    def send(self, text: str) -> None:
+        payload, mask = text.encode(), os.urandom(4)
+        size = len(payload)
+        length = bytes([0x80 | size]) if size < 126 else bytes([0xFE]) + size.to_bytes(2, "big")
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.writer.write(b"\x81" + length + mask + masked)
+
+    async def receive(self) -> str:
+        while True:
+            _first, second = await self.reader.readexactly(2)
+            size = second & 0x7F
+            if size == 126:
+                size = int.from_bytes(await self.reader.readexactly(2), "big")
+            elif size == 127:
+                size = int.from_bytes(await self.reader.readexactly(8), "big")
+            text = (await self.reader.readexactly(size)).decode()
+            if text == "2":  # Engine.IO ping
+                self.send("3")
+                continue
+            return text
+
+    async def call(self, event: str, payload: dict[str, Any]) -> Any:
+        ack_id, self.next_id = self.next_id, self.next_id + 1
+        self.send(f"42/live,{ack_id}" + json.dumps([event, payload]))
+        while not (text := await self.receive()).startswith(f"43/live,{ack_id}"):
+            pass
+        return json.loads(text[len(f"43/live,{ack_id}") :])[0]
+
+    async def join(self, token: str, show_id: str) -> None:
+        assert (await self.receive()).startswith("0")
+        self.send("40/live," + json.dumps({"token": token}))
+        assert (await self.receive()).startswith("40/live,")
+        assert (await self.call("join", {"show_id": show_id}))["ok"]
+
+
+async def test_websocket_viewers_share_one_written_frame_in_order(room: Any, admin: str) -> None:
+    """A frame goes to every websocket viewer as the same bytes written straight to its
+    connection, and still after the acks and frames queued before it."""
+    _url, connect, api = await room()
+    show = await create_show(api, admin)
+    from server.keys import ROOMS
+
+    hub = api.client.server.app[ROOMS]
+    viewers = [await connect(viewer_token(f"v{n}")) for n in range(3)]
+    for viewer in viewers:
+        await viewer.call("join", {"show_id": show["id"]})
+    for n in range(20):
+        ack = await viewers[n % 3].call("chat:send", {"text": f"m{n}"})
+        assert ack["ok"]
+        if n % 5 == 0:
+            await settle()
+    await settle()
+    assert hub.frames_written >= 3 * 3  # several frames, each written to three viewers
+    for viewer in viewers:
+        assert [m["text"] for m in viewer.events()] == [f"m{n}" for n in range(20)]
+
+
+async def test_stalled_websocket_viewer_is_bounded_and_told_of_the_gap(
+    room: Any, admin: str
+) -> None:
+    url, connect, api = await room(frame_backlog=5)
+    show = await create_show(api, admin)
+    from server.keys import ROOMS
+
+    hub = api.client.server.app[ROOMS]
+    talker = await connect(viewer_token("talker"))
+    await talker.call("join", {"show_id": show["id"]})
+    stalled = await StalledWebSocket.open(url)
+    await stalled.join(viewer_token("stalled"), show["id"])
+    member = list(hub.rooms[show["id"]].members.values())[-1]  # the last to join
+    assert member.transport is not None
+    server_socket = member.transport.get_extra_info("socket")
+    server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # a slow network
+
+    largest = 0
+    text = "貨" * 480  # a long message: frames of several kilobytes
+    for n in range(60):
+        await talker.call("chat:send", {"text": f"{n} {text}"})
+        await asyncio.sleep(0.03)
+        largest = max(largest, member.transport.get_write_buffer_size())
+    await settle()
+    assert hub.frames_skipped > 0 and member.missed > 0
+    bound = 5 * BACKLOG_FRAME_BYTES
+    assert largest < bound + 16 * 1024  # the bound, plus the one frame that crossed it
+    assert len(talker.events()) == 60  # the fast viewer missed nothing
+
+    # The viewer reads again: it drains what was written, then is told of the gap.
+    seen: list[str] = []
+    reading = asyncio.create_task(_read_into(stalled, seen))
+    await asyncio.sleep(FRAME_INTERVAL * 4)
+    await talker.call("chat:send", {"text": "after the gap"})
+    for _ in range(50):
+        await asyncio.sleep(FRAME_INTERVAL)
+        if any("after the gap" in t for t in seen):
+            break
+    reading.cancel()
+    stalled.writer.close()
+    gaps = [json.loads(t[len("42/live,") :])[1] for t in seen if t.startswith('42/live,["gap"')]
+    assert gaps and gaps[0]["missed_frames"] > 0 and gaps[0]["show_id"] == show["id"]
+    assert any("after the gap" in t for t in seen)
+    gap_at = next(i for i, t in enumerate(seen) if t.startswith('42/live,["gap"'))
+    assert all(
+        not t.startswith('42/live,["frame"') or "after the gap" not in t for t in seen[:gap_at]
+    )  # the gap notice comes before newer frames
+
+
+async def _read_into(ws: StalledWebSocket, seen: list[str]) -> None:
+    while True:
+        seen.append(await ws.receive())

@@ -12,13 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
 
 log = logging.getLogger("showroom.realtime")
 
 FRAME_INTERVAL = 0.15  # seconds; the issue asks for 100-200 ms
 PRESENCE_INTERVAL = 1.0  # viewer counts go out at most once a second
 PEAK_INTERVAL = 1.0  # a rising peak viewer count is stored at most this often
-DEFAULT_MAX_BACKLOG = 50  # packets waiting for one socket before it is skipped (~7 s of frames)
+DEFAULT_MAX_BACKLOG = 50  # frames waiting for one socket before it skips (~7 s of frames)
+BACKLOG_FRAME_BYTES = 4096  # unsent bytes on a websocket that count as one waiting frame
 
 Event = dict[str, Any]
 
@@ -39,6 +42,10 @@ class Member:
     snapshot_seq: int  # events up to here were in this socket's snapshot
     author_id: str = ""  # the opaque id others see, which moderation acts on
     missed: int = 0  # frames skipped because this socket could not keep up
+    eio_sid: str = ""  # the Engine.IO connection under this Socket.IO session
+    # The TCP connection of a socket that connected over websocket from the start (the
+    # transport frames can be written to directly); None for long-polling.
+    transport: asyncio.WriteTransport | None = None
 
 
 @dataclass(slots=True)
@@ -84,6 +91,31 @@ class Room:
             self.seen = {s for s in self.seen if s > seq}
 
 
+class Outgoing:
+    """One frame for many sockets: an Engine.IO packet for send queues and, built on first
+    use, the same message as a complete server-to-client websocket frame (unmasked, so the
+    same bytes suit every connection)."""
+
+    __slots__ = ("_frame", "packet")
+
+    def __init__(self, packet: eio_packet.Packet) -> None:
+        self.packet = packet
+        self._frame: bytes | None = None
+
+    def websocket_frame(self) -> bytes:
+        if self._frame is None:
+            payload = str(self.packet.encode()).encode()
+            size = len(payload)
+            if size < 126:
+                header = bytes((0x81, size))  # FIN + text opcode, 7-bit length
+            elif size < 1 << 16:
+                header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+            else:
+                header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+            self._frame = header + payload
+        return self._frame
+
+
 class Relay(Protocol):
     """Carries events to the other server processes (see server/realtime/bus.py)."""
 
@@ -104,6 +136,7 @@ class RoomHub:
         self.show_of: dict[str, str] = {}  # sid -> show id
         self.frames_sent = 0
         self.frames_skipped = 0
+        self.frames_written = 0  # written straight to a websocket, not through its queue
         self.relay: Relay | None = None
         self.max_backlog = DEFAULT_MAX_BACKLOG
         # Stores rising peak viewer counts ({show id: viewers}); set by the app.
@@ -150,7 +183,10 @@ class RoomHub:
         if subject not in {m.subject for m in room.members.values()}:
             room.presence_changed = True
             room.presence_left.discard(subject)
-        room.members[sid] = Member(subject, seq, author_id)
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, self.namespace) or ""
+        room.members[sid] = Member(
+            subject, seq, author_id, eio_sid=eio_sid, transport=self._websocket_transport(sid)
+        )
         await self.sio.enter_room(sid, room_name(show_id), namespace=self.namespace)
         return seq, later
 
@@ -201,56 +237,80 @@ class RoomHub:
         if not room.members:
             return
         first = _seq(events[0])
-        # A socket too slow to keep up skips frames, so its send queue (and the server's
-        # memory) stays bounded; once it has drained it is told there was a gap.
-        lagging = await self._pace(room)
-        # A member whose snapshot already holds some of these events gets its own trimmed
-        # copy; everyone else shares one frame, encoded once.
-        behind = [
-            sid for sid, m in room.members.items() if m.snapshot_seq >= first and sid not in lagging
-        ]
-        frame = {"show_id": room.show_id, "events": events}
-        await self.sio.emit(
-            "frame",
-            frame,
-            room=room_name(room.show_id),
-            skip_sid=behind + lagging,
-            namespace=self.namespace,
-        )
-        for sid in behind:
-            mine = [e for e in events if _seq(e) > room.members[sid].snapshot_seq]
+        frame = Outgoing(self._packet("frame", {"show_id": room.show_id, "events": events}))
+        for member in room.members.values():
+            socket = self._socket(member)
+            if socket is None:
+                continue
+            # A socket too slow to keep up skips frames, so what waits for it (and the
+            # server's memory) stays bounded; once it has drained it is told of the gap.
+            queued = socket.queue.qsize()
+            unsent = member.transport.get_write_buffer_size() if member.transport else 0
+            if queued >= self.max_backlog or unsent >= self.max_backlog * BACKLOG_FRAME_BYTES:
+                member.missed += 1
+                self.frames_skipped += 1
+                continue
+            if member.missed and queued <= self.max_backlog // 2:
+                gap = {"show_id": room.show_id, "missed_frames": member.missed}
+                socket.queue.put_nowait(self._packet("gap", gap))
+                member.missed = 0
+            if member.snapshot_seq < first:
+                self._send(member, socket, frame)  # the shared frame, encoded once
+                continue
+            # This member's snapshot already holds some of these events: a trimmed copy.
+            mine = [e for e in events if _seq(e) > member.snapshot_seq]
             if mine:
-                await self.sio.emit(
-                    "frame",
-                    {"show_id": room.show_id, "events": mine},
-                    to=sid,
-                    namespace=self.namespace,
+                socket.queue.put_nowait(
+                    self._packet("frame", {"show_id": room.show_id, "events": mine})
                 )
         self.frames_sent += 1
+
+    def _send(self, member: Member, socket: Any, out: Outgoing) -> None:
+        """Write the frame straight to the member's websocket when nothing else is waiting
+        to go out on it (its writer is idle), else queue it behind what is: either way
+        the socket's packets leave in order."""
+        transport = member.transport
+        if (
+            transport is not None
+            and not transport.is_closing()
+            and socket.queue.empty()
+            and any(not getter.done() for getter in socket.queue._getters)
+        ):
+            transport.write(out.websocket_frame())
+            self.frames_written += 1
+        else:
+            socket.queue.put_nowait(out.packet)
+
+    def _packet(self, event: str, data: Any) -> eio_packet.Packet:
+        """A Socket.IO event encoded once, ready for any number of sockets' send queues."""
+        encoded = self.sio.packet_class(
+            sio_packet.EVENT, namespace=self.namespace, data=[event, data]
+        ).encode()
+        return eio_packet.Packet(eio_packet.MESSAGE, encoded)
+
+    def _websocket_transport(self, sid: str) -> asyncio.WriteTransport | None:
+        """The connection's TCP transport if it is a websocket without compression (the
+        app strips permessage-deflate offers, see server/app.py), so one encoded frame can
+        be written to every such viewer as is."""
+        environ = self.sio.get_environ(sid, self.namespace) or {}
+        request = environ.get("aiohttp.request")
+        if request is None or environ.get("HTTP_UPGRADE", "").lower() != "websocket":
+            return None
+        if "HTTP_SEC_WEBSOCKET_EXTENSIONS" in environ:
+            return None
+        transport = request.transport
+        return transport if isinstance(transport, asyncio.WriteTransport) else None
+
+    def _socket(self, member: Member) -> Any:
+        """The member's open Engine.IO socket."""
+        socket = self.sio.eio.sockets.get(member.eio_sid)
+        return None if socket is None or socket.closed else socket
 
     def backlog(self, sid: str) -> int:
         """Packets queued for this socket and not yet written to it."""
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, self.namespace)
         socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
         return socket.queue.qsize() if socket is not None else 0
-
-    async def _pace(self, room: Room) -> list[str]:
-        lagging = []
-        for sid, member in room.members.items():
-            queued = self.backlog(sid)
-            if queued >= self.max_backlog:
-                member.missed += 1
-                self.frames_skipped += 1
-                lagging.append(sid)
-            elif member.missed and queued <= self.max_backlog // 2:
-                missed, member.missed = member.missed, 0
-                await self.sio.emit(
-                    "gap",
-                    {"show_id": room.show_id, "missed_frames": missed},
-                    to=sid,
-                    namespace=self.namespace,
-                )
-        return lagging
 
     async def _remove_banned(self, room: Room, events: list[Event]) -> None:
         banned = {
