@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# Front-end packages (the official socket.io-client, used by tests/js); needs Node 20 and npm.
+NODE_STAMP := node_modules/.installed-stamp
 
 .PHONY: install run test lint typecheck clean
 
@@ -12,7 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
 
 # The demo's banned words (Cantonese and Mandarin insults, a spam phrase); set your own to override.
 run: export SHOWROOM_BANNED_WORDS ?= 垃圾,廢柴,仆街,傻逼,加微信
@@ -32,4 +38,4 @@ typecheck: install
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules

@@ -145,19 +145,19 @@ async def test_join_race_loses_and_repeats_nothing(
         await talker.call("chat:send", {"text": f"before {n}"})
 
     reading, release = asyncio.Event(), asyncio.Event()
-    original = live.room.access_room_snapshot
+    original = live.room.access_room_snapshots
 
-    async def slow_snapshot(db: Database, show_id: Any) -> Any:
+    async def slow_snapshot(db: Database, show_id: Any, *rest: Any) -> Any:
         if pause == "before-read":
             reading.set()
             await release.wait()
-            return await original(db, show_id)
-        result = await original(db, show_id)
+            return await original(db, show_id, *rest)
+        result = await original(db, show_id, *rest)
         reading.set()
         await release.wait()
         return result
 
-    monkeypatch.setattr(live.room, "access_room_snapshot", slow_snapshot)
+    monkeypatch.setattr(live.room, "access_room_snapshots", slow_snapshot)
     joiner = await connect(viewer_token("joiner"))
     join = asyncio.create_task(joiner.call("join", {"show_id": show["id"]}))
     await reading.wait()
@@ -349,14 +349,14 @@ async def test_late_publish_of_an_event_the_snapshot_holds_is_not_resent(
     quiet = await live.chat.do_post_chat(
         db, uuid.UUID(show["id"]), Principal(Role.VIEWER, "ghost", "Ghost"), "quiet", BannedWords()
     )
-    original = live.room.access_room_snapshot
+    original = live.room.access_room_snapshots
 
-    async def then_late_publish(database: Database, show_id: Any) -> Any:
-        result = await original(database, show_id)
+    async def then_late_publish(database: Database, show_id: Any, *rest: Any) -> Any:
+        result = await original(database, show_id, *rest)
         hub.publish(str(show_id), payloads.chat_message(quiet, settings.secret_key))
         return result
 
-    monkeypatch.setattr(live.room, "access_room_snapshot", then_late_publish)
+    monkeypatch.setattr(live.room, "access_room_snapshots", then_late_publish)
     joiner = await connect(viewer_token("joiner"))
     ack = await joiner.call("join", {"show_id": show["id"]})
     assert ack["snapshot"]["seq"] == quiet.seq
@@ -776,3 +776,41 @@ async def test_stalled_websocket_viewer_is_bounded_and_told_of_the_gap(
 async def _read_into(ws: StalledWebSocket, seen: list[str]) -> None:
     while True:
         seen.append(await ws.receive())
+
+
+async def test_joins_that_arrive_together_share_reads_and_each_get_their_own_standing(
+    room: Any, admin: str, db: Database
+) -> None:
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    from server.keys import ROOMS
+
+    namespace = api.client.server.app[ROOMS].sio.namespace_handlers["/live"]
+    host = await connect(await host_token(db, show["id"]))
+    await host.call("join", {"show_id": show["id"]})
+    pest, voter = await connect(viewer_token("pest")), await connect(viewer_token("voter"))
+    pest_id = (await pest.call("join", {"show_id": show["id"]}))["snapshot"]["you"]["author_id"]
+    await voter.call("join", {"show_id": show["id"]})
+    asked = await voter.call("question:ask", {"text": "Does it come in blue?"})
+    assert (await voter.call("question:vote", {"question_id": asked["question"]["id"]}))["voted"]
+    assert (await host.call("member:ban", {"author_id": pest_id}))["ok"]
+    await voter.call("leave", {})
+
+    crowd = [await connect(viewer_token(f"crowd-{n}")) for n in range(24)]
+    reads, commits = namespace.snapshots.rounds, namespace.registrations.rounds
+    acks = await asyncio.gather(
+        *(c.call("join", {"show_id": show["id"]}) for c in [*crowd, pest, voter])
+    )
+    *crowd_acks, pest_ack, voter_ack = acks
+    assert all(a["ok"] for a in crowd_acks)
+    assert len({a["snapshot"]["you"]["author_id"] for a in crowd_acks}) == 24
+    assert all(a["snapshot"]["my_votes"] == [] for a in crowd_acks)
+    assert not any(a["snapshot"]["you"]["moderator"] for a in crowd_acks)
+    assert pest_ack["error"]["code"] == "banned"
+    assert voter_ack["snapshot"]["my_votes"] == [asked["question"]["id"]]
+    assert namespace.snapshots.rounds - reads <= 5  # 26 joins, a few reads
+    assert namespace.registrations.rounds - commits <= 5  # and a few commits
+    await settle()
+    said = await crowd[5].call("chat:send", {"text": "hello from the crowd"})
+    author_id = said["message"]["author"]["id"]
+    assert (await host.call("member:mute", {"author_id": author_id}))["ok"]  # registered

@@ -29,6 +29,7 @@ from server.domain.shows import ShowState
 from server.realtime import payloads
 from server.realtime.rooms import RoomHub
 from server.services import chat, engagement, moderation, room
+from server.services.batching import Grouped
 from server.services.identity import GUEST_COOKIE, Principal, Role, Unauthenticated, identify
 from server.store.db import Database
 
@@ -61,6 +62,13 @@ _DOMAIN_CODES = {
 }
 
 
+def _refused(message: str) -> ConnectionRefusedError:
+    """A refused connection: the client's connect_error has message "unauthorized" and
+    data {code: "unauthorized", message} (python-socketio sends data only from a second
+    argument)."""
+    return ConnectionRefusedError("unauthorized", {"code": "unauthorized", "message": message})
+
+
 class LiveNamespace(socketio.AsyncNamespace):
     def __init__(
         self, *, db: Callable[[], Database], settings: Settings, hub: RoomHub, tally: ReactionTally
@@ -72,6 +80,9 @@ class LiveNamespace(socketio.AsyncNamespace):
         self.tally = tally
         self.banned = BannedWords(settings.banned_words, BannedWordMode(settings.banned_words_mode))
         self.principals: dict[str, Principal] = {}
+        # Joins that arrive together share one snapshot read and one registration commit.
+        self.snapshots = Grouped(self._read_snapshots)
+        self.registrations = Grouped(self._register)
         # One bucket per action, show and member, shared by the member's tabs and devices.
         self.buckets: dict[tuple[str, str, str], TokenBucket] = {}
         self.events: dict[str, Handler] = {
@@ -98,9 +109,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         request = environ.get("aiohttp.request")
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is not None and (not isinstance(token, str) or not token.strip()):
-            raise ConnectionRefusedError(
-                {"code": "unauthorized", "message": "auth.token must be a non-empty string"}
-            )
+            raise _refused("auth.token must be a non-empty string")
         cookie = request.cookies.get(GUEST_COOKIE) if request is not None else None
         try:
             principal = await identify(
@@ -111,14 +120,11 @@ class LiveNamespace(socketio.AsyncNamespace):
                 viewer_jwt_secret=self.settings.viewer_jwt_secret,
             )
         except Unauthenticated as exc:
-            raise ConnectionRefusedError({"code": "unauthorized", "message": str(exc)}) from None
+            raise _refused(str(exc)) from None
         if principal is None:
-            raise ConnectionRefusedError(
-                {
-                    "code": "unauthorized",
-                    "message": "connect with auth {token: <viewer or host token>} or a guest cookie "
-                    "from POST /api/v1/guest-session",
-                }
+            raise _refused(
+                "connect with auth {token: <viewer or host token>} or a guest cookie "
+                "from POST /api/v1/guest-session"
             )
         self.principals[sid] = principal
 
@@ -168,24 +174,41 @@ class LiveNamespace(socketio.AsyncNamespace):
         await self.hub.leave(sid)  # one show per connection
         try:
             await self.hub.begin_join(sid, str(show_id))
-            snapshot = await room.access_room_snapshot(self._db(), show_id)
+            author_id = self._author_id(principal)
+            snapshot = await self.snapshots(show_id, room.Joiner(principal, author_id))
             if snapshot.show.state in (ShowState.ENDED, ShowState.CANCELLED):
                 raise EventError("show_closed", f"the show is {snapshot.show.state.value}")
-            author_id = self._author_id(principal)
-            await moderation.do_register_participant(
-                self._db(), show_id, principal, author_id, chat.author_name(principal)
-            )
-            voted = await engagement.my_votes(self._db(), show_id, principal)
-            moderator = await moderation.access_may_moderate(self._db(), show_id, principal)
+            assert snapshot.standing is not None
+            if not snapshot.standing.registered:
+                await self.registrations(
+                    None,
+                    moderation.Participant(
+                        show_id,
+                        author_id,
+                        principal.role.value,
+                        principal.subject,
+                        chat.author_name(principal),
+                    ),
+                )
         except BaseException:
             await self.hub.leave(sid)
             raise
         seq, later = await self.hub.finish_join(
             sid, _member_key(principal), snapshot.seq, snapshot.show.state.value, author_id
         )
-        result = self._snapshot(principal, snapshot, seq, later, voted)
-        result["you"]["moderator"] = moderator
+        result = self._snapshot(principal, snapshot, seq, later, snapshot.standing.my_votes)
+        result["you"]["moderator"] = snapshot.standing.moderator
         return {"ok": True, "snapshot": result}
+
+    async def _read_snapshots(
+        self, show_id: uuid.UUID, joiners: list[room.Joiner]
+    ) -> list[room.RoomSnapshot | Exception]:
+        return await room.access_room_snapshots(self._db(), show_id, joiners)
+
+    async def _register(
+        self, _: None, participants: list[moderation.Participant]
+    ) -> list[Exception | None]:
+        return await moderation.do_register_participants(self._db(), participants)
 
     def _author_id(self, principal: Principal) -> str:
         return payloads.public_author_id(

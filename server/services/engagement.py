@@ -155,16 +155,14 @@ async def list_questions(
         return [QuestionRecord.of(r) for r in rows]
 
 
-async def my_votes(db: Database, show_id: uuid.UUID, voter: Principal) -> set[uuid.UUID]:
-    async with db.read() as session:
-        ids = await session.scalars(
-            select(models.QuestionVote.question_id)
-            .join(models.Question, models.Question.id == models.QuestionVote.question_id)
-            .where(
-                models.Question.show_id == show_id, models.QuestionVote.voter == voter_key(voter)
-            )
-        )
-        return set(ids)
+async def my_votes(session: AsyncSession, show_id: uuid.UUID, voter: Principal) -> set[uuid.UUID]:
+    """The questions of this show the member upvoted, from any of their devices."""
+    ids = await session.scalars(
+        select(models.QuestionVote.question_id)
+        .join(models.Question, models.Question.id == models.QuestionVote.question_id)
+        .where(models.Question.show_id == show_id, models.QuestionVote.voter == voter_key(voter))
+    )
+    return set(ids)
 
 
 async def do_add_reactions(

@@ -36,6 +36,10 @@ class Refused(DomainError):
         self.retry_after_ms = retry_after_ms
 
 
+def banned() -> Refused:
+    return Refused("banned", "you have been removed from this show")
+
+
 def _who(principal: Principal) -> tuple[str, str]:
     return principal.role.value, principal.subject
 
@@ -57,13 +61,13 @@ async def check_standing(
         )
     )
     if SanctionKind.BAN in kinds:
-        raise Refused("banned", "you have been removed from this show")
+        raise banned()
     if talking and SanctionKind.MUTE in kinds:
         raise Refused("muted", "you have been muted in this show")
 
 
 async def check_slow_mode(session: AsyncSession, show: models.Show, principal: Principal) -> None:
-    if show.slow_mode_seconds <= 0 or await _may_moderate(session, show.id, principal):
+    if show.slow_mode_seconds <= 0 or await may_moderate(session, show.id, principal):
         return
     role, subject = _who(principal)
     last = await session.scalar(
@@ -86,42 +90,57 @@ async def check_slow_mode(session: AsyncSession, show: models.Show, principal: P
         )
 
 
-async def _may_moderate(session: AsyncSession, show_id: uuid.UUID, principal: Principal) -> bool:
+async def may_moderate(session: AsyncSession, show_id: uuid.UUID, principal: Principal) -> bool:
     if principal.may_host(show_id):
         return True
     role, subject = _who(principal)
     return await session.get(models.ShowModerator, (show_id, role, subject)) is not None
 
 
-async def access_may_moderate(db: Database, show_id: uuid.UUID, principal: Principal) -> bool:
-    async with db.read() as session:
-        return await _may_moderate(session, show_id, principal)
-
-
 async def _require_moderator(
     session: AsyncSession, show_id: uuid.UUID, principal: Principal
 ) -> None:
-    if not await _may_moderate(session, show_id, principal):
+    if not await may_moderate(session, show_id, principal):
         raise Refused("forbidden", "only the show's host and moderators can do this")
 
 
-async def do_register_participant(
-    db: Database, show_id: uuid.UUID, principal: Principal, author_id: str, name: str
-) -> None:
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """Who is behind an author id in one show, so moderation can act on what they wrote."""
+
+    show_id: uuid.UUID
+    author_id: str
+    role: str
+    subject: str
+    name: str
+
+
+async def is_participant(session: AsyncSession, show_id: uuid.UUID, author_id: str) -> bool:
+    return await session.get(models.ShowParticipant, (show_id, author_id)) is not None
+
+
+async def do_register_participants(
+    db: Database, participants: list[Participant]
+) -> list[Exception | None]:
+    """Register many participants in one transaction (see server/services/batching.py)."""
     insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+    rows = {
+        (p.show_id, p.author_id): {
+            "show_id": p.show_id,
+            "author_id": p.author_id,
+            "role": p.role,
+            "subject": p.subject,
+            "name": p.name,
+        }
+        for p in participants
+    }
     async with db.transaction() as session:
-        await check_standing(session, show_id, principal, talking=False)
         await session.execute(
             insert(models.ShowParticipant)
-            .values(
-                show_id=show_id,
-                author_id=author_id,
-                role=principal.role.value,
-                subject=principal.subject,
-                name=name,
-            )
+            .values(list(rows.values()))
             .on_conflict_do_nothing(index_elements=["show_id", "author_id"])
         )
+    return [None] * len(participants)
 
 
 async def _participant(

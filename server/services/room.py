@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.domain.engagement import WAITING
 from server.domain.errors import NotFound
 from server.domain.shows import ShowState
+from server.services import engagement, moderation
 from server.services.chat import SNAPSHOT_MESSAGES, ChatRecord
 from server.services.engagement import QuestionRecord
+from server.services.identity import Principal, Role
 from server.services.shows import ShowRecord
 from server.store import models
 from server.store.db import Database
@@ -102,6 +104,23 @@ async def access_room_progress(
 
 
 @dataclass(frozen=True, slots=True)
+class Joiner:
+    """Who is joining, as the room's snapshot is read for them."""
+
+    principal: Principal
+    author_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """The joiner's own part of the snapshot, read in the same transaction."""
+
+    my_votes: set[uuid.UUID]
+    moderator: bool
+    registered: bool  # already a participant of this show (from an earlier join)
+
+
+@dataclass(frozen=True, slots=True)
 class RoomSnapshot:
     show: ShowRecord
     seq: int  # every room event up to this number is reflected here, none after it
@@ -109,15 +128,29 @@ class RoomSnapshot:
     questions: list[QuestionRecord]  # waiting ones, in queue order
     reactions: dict[str, int]
     settings: RoomSettings
+    standing: Standing | None = None  # when read for a joiner
 
 
 async def access_room_snapshot(db: Database, show_id: uuid.UUID) -> RoomSnapshot:
     """The room as of one consistent moment: the show row's event number and the messages
     are read in the same snapshot transaction."""
+    result = (await access_room_snapshots(db, show_id, []))[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+async def access_room_snapshots(
+    db: Database, show_id: uuid.UUID, joiners: list[Joiner]
+) -> list[RoomSnapshot | Exception]:
+    """One snapshot read for many joiners of a show (see server/services/batching.py): the
+    room once, and each joiner's standing (votes, moderator, registered) with a few queries
+    for all of them. A banned joiner gets their refusal; the others their snapshot. With
+    no joiners, the room alone."""
     async with db.snapshot() as session:
         show = await session.get(models.Show, show_id)
         if show is None:
-            raise NotFound(f"no show {show_id}")
+            return [NotFound(f"no show {show_id}")] * max(len(joiners), 1)
         rows = await session.scalars(
             select(models.ChatMessage)
             .where(
@@ -142,7 +175,7 @@ async def access_room_snapshot(db: Database, show_id: uuid.UUID) -> RoomSnapshot
                 models.ShowReaction.show_id == show_id
             )
         )
-        return RoomSnapshot(
+        room = RoomSnapshot(
             ShowRecord.of(show),
             show.event_seq,
             messages,
@@ -150,6 +183,70 @@ async def access_room_snapshot(db: Database, show_id: uuid.UUID) -> RoomSnapshot
             {kind: int(count) for kind, count in reactions},
             await _settings(session, show),
         )
+        if not joiners:
+            return [room]
+        standings = await _standings(session, show_id, joiners)
+    return [s if isinstance(s, Exception) else replace(room, standing=s) for s in standings]
+
+
+async def _standings(
+    session: AsyncSession, show_id: uuid.UUID, joiners: list[Joiner]
+) -> list[Standing | Exception]:
+    who = {(j.principal.role.value, j.principal.subject) for j in joiners}
+    subjects = {subject for _, subject in who}
+    sanctions: dict[tuple[str, str], set[str]] = {}
+    for role, subject, kind in await session.execute(
+        select(models.Sanction.role, models.Sanction.subject, models.Sanction.kind).where(
+            models.Sanction.subject.in_(subjects),
+            or_(models.Sanction.show_id == show_id, models.Sanction.show_id.is_(None)),
+        )
+    ):
+        sanctions.setdefault((role, subject), set()).add(kind)
+    moderators = {
+        (role, subject)
+        for role, subject in await session.execute(
+            select(models.ShowModerator.role, models.ShowModerator.subject).where(
+                models.ShowModerator.show_id == show_id,
+                models.ShowModerator.subject.in_(subjects),
+            )
+        )
+    }
+    votes: dict[str, set[uuid.UUID]] = {}
+    for voter, question_id in await session.execute(
+        select(models.QuestionVote.voter, models.QuestionVote.question_id)
+        .join(models.Question, models.Question.id == models.QuestionVote.question_id)
+        .where(
+            models.Question.show_id == show_id,
+            models.QuestionVote.voter.in_({engagement.voter_key(j.principal) for j in joiners}),
+        )
+    ):
+        votes.setdefault(voter, set()).add(question_id)
+    registered = set(
+        await session.scalars(
+            select(models.ShowParticipant.author_id).where(
+                models.ShowParticipant.show_id == show_id,
+                models.ShowParticipant.author_id.in_({j.author_id for j in joiners}),
+            )
+        )
+    )
+    result: list[Standing | Exception] = []
+    for joiner in joiners:
+        principal = joiner.principal
+        key = (principal.role.value, principal.subject)
+        if principal.role not in (
+            Role.ADMIN,
+            Role.HOST,
+        ) and moderation.SanctionKind.BAN in sanctions.get(key, set()):
+            result.append(moderation.banned())
+            continue
+        result.append(
+            Standing(
+                votes.get(engagement.voter_key(principal), set()),
+                principal.may_host(show_id) or key in moderators,
+                joiner.author_id in registered,
+            )
+        )
+    return result
 
 
 async def access_room_settings(db: Database, show_id: uuid.UUID) -> RoomSettings:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,10 @@ class Database:
         self._writers = async_sessionmaker(
             engine.execution_options(**{_IMMEDIATE: True}), expire_on_commit=False, autoflush=False
         )
+        # SQLite has one writer at a time. Writers of this process queue here, in order and
+        # without a timeout, rather than on the database file's lock, where a burst of them
+        # (a thousand viewers joining at once) would run past busy_timeout and fail.
+        self._write_turn = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -73,8 +78,9 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: commits on exit, rolls back on any exception."""
-        async with self._writers() as session, session.begin():
-            yield session
+        async with self._write_turn or nullcontext():
+            async with self._writers() as session, session.begin():
+                yield session
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
