@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import contextlib
 import json
 import os
 import resource
@@ -46,53 +48,81 @@ SECRET_KEY = "bench-secret-key-" + "y" * 32
 
 
 class Wire:
-    """One Socket.IO connection to the /live namespace, spoken by hand."""
+    """One Socket.IO connection to the /live namespace, spoken by hand over a raw websocket
+    (asyncio streams): cheap enough that a few client processes can hold thousands, so the
+    client side takes as little of the machine's CPU from the server as it can."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
+    PING = b"\x81\x012"  # an unmasked text frame holding Engine.IO's ping, "2"
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
         self.next_id = 1
 
     @classmethod
-    async def open(cls, session: aiohttp.ClientSession, url: str, token: str) -> Wire:
-        ws = await session.ws_connect(
-            f"{url}/socket.io/?EIO=4&transport=websocket", heartbeat=None, max_msg_size=0
+    async def open(cls, url: str, token: str) -> Wire:
+        host, port = url.split("//")[1].split(":")
+        reader, writer = await asyncio.open_connection(host, int(port), limit=2**20)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
         )
-        wire = cls(ws)
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise RuntimeError(f"websocket refused: {head[:80]!r}")
+        wire = cls(reader, writer)
         opened = await wire.receive()
         if not opened.startswith("0"):
             raise RuntimeError(f"unexpected Engine.IO open: {opened[:80]}")
-        await ws.send_str(f"40{NS}," + json.dumps({"token": token}))
+        wire.send(f"40{NS}," + json.dumps({"token": token}))
         answer = await wire.receive()
         if not answer.startswith(f"40{NS},"):
             raise RuntimeError(f"connect refused: {answer[:200]}")
         return wire
 
+    def send(self, text: str) -> None:
+        """A client frame: masked, as RFC 6455 requires (with a zero mask, which is legal
+        and leaves the payload as is)."""
+        payload = text.encode()
+        size = len(payload)
+        if size < 126:
+            head = bytes((0x81, 0x80 | size))
+        else:
+            head = bytes((0x81, 0x80 | 126)) + size.to_bytes(2, "big")
+        self.writer.write(head + b"\0\0\0\0" + payload)
+
     async def receive(self) -> str:
         while True:
-            message = await self.ws.receive()
-            if message.type != aiohttp.WSMsgType.TEXT:
-                raise RuntimeError(f"connection closed: {message.type}")
-            data: str = message.data
-            if data == "2":  # Engine.IO ping
-                await self.ws.send_str("3")
+            _, second = await self.reader.readexactly(2)
+            size = second & 0x7F
+            if size == 126:
+                size = int.from_bytes(await self.reader.readexactly(2), "big")
+            elif size == 127:
+                size = int.from_bytes(await self.reader.readexactly(8), "big")
+            text = (await self.reader.readexactly(size)).decode()
+            if text == "2":  # Engine.IO ping
+                self.send("3")
                 continue
-            return data
+            return text
 
     async def call(self, event: str, payload: dict[str, Any]) -> Any:
         """Emit with an ack and wait for it (before the reader loop takes over)."""
-        ack_id = self.next_id
-        self.next_id += 1
-        await self.ws.send_str(f"42{NS},{ack_id}" + json.dumps([event, payload]))
-        prefix = f"43{NS},{ack_id}"
+        self.emit(event, payload)
+        prefix = f"43{NS},{self.next_id - 1}"
         while True:
             data = await self.receive()
             if data.startswith(prefix):
                 return json.loads(data[len(prefix) :])[0]
 
-    async def emit(self, event: str, payload: dict[str, Any]) -> None:
+    def emit(self, event: str, payload: dict[str, Any]) -> int:
         ack_id = self.next_id
         self.next_id += 1
-        await self.ws.send_str(f"42{NS},{ack_id}" + json.dumps([event, payload]))
+        self.send(f"42{NS},{ack_id}" + json.dumps([event, payload]))
+        return ack_id
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def token(member: str) -> str:
@@ -111,83 +141,105 @@ class Tally:
     dropped: int = 0
 
 
-async def _viewer(wire: Wire, sampled: bool, tally: Tally) -> None:
-    ws = wire.ws
+async def _count(wire: Wire, tally: Tally) -> None:
+    """Count the chat messages arriving, straight off the byte stream (a message's type tag
+    can straddle two reads, so the end of each read is kept for the next)."""
+    tag, tail = b'chat.message"', b""
     try:
-        async for message in ws:
-            if message.type != aiohttp.WSMsgType.TEXT:
-                break
-            data: str = message.data
-            if data == "2":
-                await ws.send_str("3")
-                continue
+        while data := await wire.reader.read(1 << 16):
+            if Wire.PING in data:
+                wire.send("3")
+            if tally.counting:
+                tally.deliveries += (tail + data).count(tag)
+                tail = data[-(len(tag) - 1) :]
+    finally:
+        tally.dropped += 1
+
+
+async def _sample(wire: Wire, tally: Tally) -> None:
+    """Read whole frames, and time each chat message from the sender's clock."""
+    try:
+        while True:
+            data = await wire.receive()
             if not tally.counting or not data.startswith("42"):
                 continue
             n = data.count('chat.message"')
             if not n:
                 continue
             tally.deliveries += n
-            if sampled:
-                now = time.time()
-                body = json.loads(data[data.index("[") :])
-                events = body[1]["events"] if body[0] == "frame" else [body[1]]
-                for event in events:
-                    if event.get("type") == "chat.message" and event["text"].startswith("bench "):
-                        sent = float(event["text"].split()[1])
-                        tally.latencies_ms.append(round((now - sent) * 1000, 2))
+            now = time.time()
+            body = json.loads(data[data.index("[") :])
+            events = body[1]["events"] if body[0] == "frame" else [body[1]]
+            for event in events:
+                if event.get("type") == "chat.message" and event["text"].startswith("bench "):
+                    sent = float(event["text"].split()[1])
+                    tally.latencies_ms.append(round((now - sent) * 1000, 2))
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
     finally:
         tally.dropped += 1
 
 
 async def worker(url: str, show_id: str, first: int, count: int, sample_every: int) -> None:
     tally = Tally()
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        gate = asyncio.Semaphore(50)
-        readers: list[asyncio.Task[None]] = []
+    gate = asyncio.Semaphore(50)
+    readers: list[asyncio.Task[None]] = []
 
-        async def join(n: int) -> None:
-            async with gate:
-                for attempt in range(5):
-                    try:
-                        wire = await Wire.open(session, url, token(f"viewer-{n}"))
-                        ack = await wire.call("join", {"show_id": show_id})
-                        break
-                    except (aiohttp.ClientError, RuntimeError, OSError):
-                        if attempt == 4:
-                            raise
-                        await asyncio.sleep(0.5 * (attempt + 1))
-                if not ack.get("ok"):
-                    raise RuntimeError(f"join refused: {ack}")
-                sampled = n % sample_every == 0
-                readers.append(asyncio.create_task(_viewer(wire, sampled, tally)))
+    async def join(n: int) -> None:
+        async with gate:
+            for attempt in range(5):
+                try:
+                    wire = await Wire.open(url, token(f"viewer-{n}"))
+                    ack = await wire.call("join", {"show_id": show_id})
+                    break
+                except (RuntimeError, OSError, asyncio.IncompleteReadError):
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.5 * (attempt + 1))
+            if not ack.get("ok"):
+                raise RuntimeError(f"join refused: {ack}")
+            read = _sample if n % sample_every == 0 else _count
+            readers.append(asyncio.create_task(read(wire, tally)))
 
-        await asyncio.gather(*(join(n) for n in range(first, first + count)))
-        print("READY", flush=True)
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        while line := (await reader.readline()).decode().strip():
-            if line == "start":
-                tally.counting, tally.deliveries, tally.latencies_ms = True, 0, []
-            elif line == "stop":
-                tally.counting = False
-                print(
-                    json.dumps(
-                        {
-                            "deliveries": tally.deliveries,
-                            "latencies_ms": tally.latencies_ms,
-                            "dropped": tally.dropped,
-                        }
-                    ),
-                    flush=True,
-                )
-                break
-        for task in readers:
-            task.cancel()
+    await asyncio.gather(*(join(n) for n in range(first, first + count)))
+    print("READY", flush=True)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := (await reader.readline()).decode().strip():
+        if line == "start":
+            cpu_started = time.process_time()
+            tally.counting, tally.deliveries, tally.latencies_ms = True, 0, []
+        elif line == "stop":
+            tally.counting = False
+            print(
+                json.dumps(
+                    {
+                        "deliveries": tally.deliveries,
+                        "latencies_ms": tally.latencies_ms,
+                        "dropped": tally.dropped,
+                        "cpu_s": time.process_time() - cpu_started,
+                    }
+                ),
+                flush=True,
+            )
+            break
+    for task in readers:
+        task.cancel()
 
 
 # --- measuring a server process -----------------------------------------------------------
+
+
+# The server under test gets a core of its own and the load generators (viewer processes
+# and the chat senders) share the others, so neither steals the other's CPU time.
+CPUS = sorted(os.sched_getaffinity(0))
+SERVER_CPUS = set(CPUS[:1]) if len(CPUS) > 1 else set(CPUS)
+CLIENT_CPUS = set(CPUS[1:]) if len(CPUS) > 1 else set(CPUS)
+
+
+def pin(cpus: set[int]) -> Any:
+    return lambda: os.sched_setaffinity(0, cpus)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -268,6 +320,7 @@ async def start_showroom(work: Path, database_url: str | None, profile: str | No
         env=env,
         cwd=ROOT,
         stdout=asyncio.subprocess.DEVNULL,
+        preexec_fn=pin(SERVER_CPUS),
     )
     url = f"http://127.0.0.1:{port}"
     await wait_ready(url, process)
@@ -286,7 +339,11 @@ async def start_showroom(work: Path, database_url: str | None, profile: str | No
 async def start_baseline() -> Server:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bench" / "baseline_socketio.py"), str(port), cwd=ROOT
+        sys.executable,
+        str(ROOT / "bench" / "baseline_socketio.py"),
+        str(port),
+        cwd=ROOT,
+        preexec_fn=pin(SERVER_CPUS),
     )
     url = f"http://127.0.0.1:{port}"
     await wait_ready(url, process)
@@ -307,6 +364,8 @@ class Figures:
     kb_per_conn: float
     sent: int
     refused: int
+    ack_p50_ms: float  # chat:send to its ack: the server's handling of one message
+    clients_cpu_s: float  # what the viewer processes spent meanwhile (on the same machine)
 
     @property
     def per_cpu_s(self) -> float:
@@ -337,6 +396,7 @@ async def measure(server: Server, args: argparse.Namespace) -> Figures:
                 stdout=asyncio.subprocess.PIPE,
                 cwd=ROOT,
                 limit=2**26,
+                preexec_fn=pin(CLIENT_CPUS),
             )
         )
     started = time.monotonic()
@@ -352,68 +412,71 @@ async def measure(server: Server, args: argparse.Namespace) -> Figures:
     await asyncio.sleep(3.0)  # let joins settle before reading idle memory
     kb_per_conn = (rss_kb(pid) - rss_before) / args.viewers
 
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        senders = []
-        for s in range(args.senders):
-            wire = await Wire.open(session, server.url, token(f"sender-{s}"))
-            ack = await wire.call("join", {"show_id": server.show_id})
-            if not ack.get("ok"):
-                raise RuntimeError(f"sender join refused: {ack}")
-            senders.append(wire)
-        acks = {"ok": 0, "refused": 0}
+    senders = []
+    for s in range(args.senders):
+        wire = await Wire.open(server.url, token(f"sender-{s}"))
+        ack = await wire.call("join", {"show_id": server.show_id})
+        if not ack.get("ok"):
+            raise RuntimeError(f"sender join refused: {ack}")
+        senders.append(wire)
+    acks = {"ok": 0, "refused": 0}
+    emitted: dict[tuple[int, int], float] = {}  # (sender, ack id) -> when it was sent
+    ack_ms: list[float] = []
 
-        async def read_acks(wire: Wire) -> None:
-            async for message in wire.ws:
-                data = message.data
-                if data == "2":
-                    await wire.ws.send_str("3")
-                elif isinstance(data, str) and data.startswith(f"43{NS},"):
+    async def read_acks(wire: Wire) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                data = await wire.receive()
+                if data.startswith(f"43{NS},"):
                     acks["ok" if '"ok":true' in data else "refused"] += 1
+                    ack_id = int(data[len(f"43{NS},") :].split("[", 1)[0])
+                    ack_ms.append((time.time() - emitted.pop((id(wire), ack_id))) * 1000)
 
-        ack_readers = [asyncio.create_task(read_acks(w)) for w in senders]
-        spy = None
-        if args.py_spy and server.name == "showroom":
-            spy = await asyncio.create_subprocess_exec(
-                *("py-spy", "record", "-p", str(pid), "-d", str(int(args.seconds))),
-                *("-f", "raw", "-r", "200", "-o", args.py_spy),
-                stdout=asyncio.subprocess.DEVNULL,
-            )
-        cpu_before = cpu_seconds(pid)
-        for proc in workers:
-            assert proc.stdin is not None
-            proc.stdin.write(b"start\n")
-            await proc.stdin.drain()
-        interval = 1.0 / args.rate
-        sent = 0
-        begin = time.monotonic()
-        while (elapsed := time.monotonic() - begin) < args.seconds:
-            due = int(elapsed / interval) + 1
-            while sent < due:
-                wire = senders[sent % len(senders)]
-                await wire.emit(
-                    "chat:send", {"text": f"bench {time.time():.6f}", **server.chat_payload}
-                )
-                sent += 1
-            await asyncio.sleep(max(0.0, begin + due * interval - time.monotonic()))
-        await asyncio.sleep(args.drain)
-        if spy is not None:
-            await spy.wait()
-        for proc in workers:
-            assert proc.stdin is not None
-            proc.stdin.write(b"stop\n")
-            await proc.stdin.drain()
-        cpu_used = cpu_seconds(pid) - cpu_before
-        deliveries, latencies, dropped = 0, [], 0
-        for proc in workers:
-            assert proc.stdout is not None
-            result = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))
-            deliveries += result["deliveries"]
-            latencies.extend(result["latencies_ms"])
-            dropped += result["dropped"]
-        for task in ack_readers:
-            task.cancel()
-        for wire in senders:
-            await wire.ws.close()
+    ack_readers = [asyncio.create_task(read_acks(w)) for w in senders]
+    spy = None
+    if args.py_spy and server.name == "showroom":
+        spy = await asyncio.create_subprocess_exec(
+            *("py-spy", "record", "-p", str(pid), "-d", str(int(args.seconds))),
+            *("-f", "raw", "-r", "200", "-o", args.py_spy),
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+    cpu_before = cpu_seconds(pid)
+    for proc in workers:
+        assert proc.stdin is not None
+        proc.stdin.write(b"start\n")
+        await proc.stdin.drain()
+    interval = 1.0 / args.rate
+    sent = 0
+    begin = time.monotonic()
+    while (elapsed := time.monotonic() - begin) < args.seconds:
+        due = int(elapsed / interval) + 1
+        while sent < due:
+            wire = senders[sent % len(senders)]
+            now = time.time()
+            ack_id = wire.emit("chat:send", {"text": f"bench {now:.6f}", **server.chat_payload})
+            emitted[id(wire), ack_id] = now
+            sent += 1
+        await asyncio.sleep(max(0.0, begin + due * interval - time.monotonic()))
+    await asyncio.sleep(args.drain)
+    if spy is not None:
+        await spy.wait()
+    for proc in workers:
+        assert proc.stdin is not None
+        proc.stdin.write(b"stop\n")
+        await proc.stdin.drain()
+    cpu_used = cpu_seconds(pid) - cpu_before
+    deliveries, latencies, dropped, clients_cpu_s = 0, [], 0, 0.0
+    for proc in workers:
+        assert proc.stdout is not None
+        result = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))
+        deliveries += result["deliveries"]
+        latencies.extend(result["latencies_ms"])
+        dropped += result["dropped"]
+        clients_cpu_s += result["cpu_s"]
+    for task in ack_readers:
+        task.cancel()
+    for wire in senders:
+        wire.close()
     for proc in workers:
         with_timeout = asyncio.wait_for(proc.wait(), 30)
         try:
@@ -436,6 +499,8 @@ async def measure(server: Server, args: argparse.Namespace) -> Figures:
         kb_per_conn=kb_per_conn,
         sent=sent,
         refused=acks["refused"],
+        ack_p50_ms=sorted(ack_ms)[len(ack_ms) // 2] if ack_ms else 0.0,
+        clients_cpu_s=clients_cpu_s,
     )
 
 
@@ -454,12 +519,14 @@ def report(name: str, f: Figures) -> None:
         f"{name:9} deliveries={f.deliveries}/{f.expected} "
         f"({100 * f.deliveries / max(f.expected, 1):.1f}%) cpu_s={f.cpu_s:.2f} "
         f"deliveries_per_cpu_s={f.per_cpu_s:.0f} p50_ms={f.p50_ms:.1f} p99_ms={f.p99_ms:.1f} "
-        f"kb_per_conn={f.kb_per_conn:.1f} sent={f.sent} refused={f.refused}",
+        f"kb_per_conn={f.kb_per_conn:.1f} sent={f.sent} refused={f.refused} "
+        f"ack_p50_ms={f.ack_p50_ms:.1f} clients_cpu_s={f.clients_cpu_s:.1f}",
         flush=True,
     )
 
 
 async def main(args: argparse.Namespace) -> int:
+    os.sched_setaffinity(0, CLIENT_CPUS)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     work = Path(tempfile.mkdtemp(prefix="showroom-bench-"))

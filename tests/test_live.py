@@ -814,3 +814,63 @@ async def test_joins_that_arrive_together_share_reads_and_each_get_their_own_sta
     said = await crowd[5].call("chat:send", {"text": "hello from the crowd"})
     author_id = said["message"]["author"]["id"]
     assert (await host.call("member:mute", {"author_id": author_id}))["ok"]  # registered
+
+
+async def test_chat_that_arrives_together_is_stored_in_one_transaction(
+    room: Any, admin: str, db: Database
+) -> None:
+    _, connect, api = await room()
+    show = await create_show(api, admin)
+    from server.keys import ROOMS
+
+    namespace = api.client.server.app[ROOMS].sio.namespace_handlers["/live"]
+    host = await connect(await host_token(db, show["id"]))
+    await host.call("join", {"show_id": show["id"]})
+    quiet = await connect(viewer_token("quiet"))
+    quiet_id = (await quiet.call("join", {"show_id": show["id"]}))["snapshot"]["you"]["author_id"]
+    assert (await host.call("member:mute", {"author_id": quiet_id}))["ok"]
+    talkers = [await connect(viewer_token(f"talker-{n}")) for n in range(12)]
+    for talker in talkers:
+        await talker.call("join", {"show_id": show["id"]})
+    await settle()
+    rounds = namespace.posts.rounds
+    acks = await asyncio.gather(
+        *(t.call("chat:send", {"text": f"together {n}"}) for n, t in enumerate(talkers)),
+        quiet.call("chat:send", {"text": "let me talk"}),
+    )
+    *talked, refused = acks
+    assert refused["error"]["code"] == "muted"
+    assert all(a["ok"] for a in talked)
+    seqs = [a["message"]["seq"] for a in talked]
+    assert len(set(seqs)) == 12 and max(seqs) - min(seqs) == 11  # numbered without gaps
+    assert namespace.posts.rounds - rounds <= 4  # 13 messages, a few transactions
+    await settle()
+    seen = [m["text"] for m in host.events()]
+    assert sorted(seen) == sorted(f"together {n}" for n in range(12))
+    history = await api.call("GET", f"/api/v1/shows/{show['id']}/chat?limit=50", auth=admin)
+    assert [m["seq"] for m in history.body["items"]] == sorted(seqs)
+
+
+async def test_slow_mode_holds_within_one_batch(db: Database, api: Api, admin: str) -> None:
+    from server.domain.chat import BannedWords
+    from server.services import chat as chat_service
+    from server.services import moderation
+    from server.services.identity import Principal, Role
+
+    show = await create_show(api, admin)
+    show_id = uuid.UUID(show["id"])
+    host = Principal(Role.HOST, "host", "Host", show_id=show_id)
+    await moderation.do_slow_mode(db, show_id, host, 30)
+    ann, ben = Principal(Role.VIEWER, "ann", "Ann"), Principal(Role.VIEWER, "ben", "Ben")
+    results = await chat_service.do_post_chats(
+        db,
+        show_id,
+        [(ann, "one"), (ben, "hi"), (ann, "two"), (host, "a"), (host, "b")],
+        BannedWords(),
+    )
+    assert [getattr(r, "text", None) for r in results] == ["one", "hi", None, "a", "b"]
+    assert isinstance(results[2], moderation.Refused) and results[2].code == "slow_mode"
+    assert [r.seq for r in results if isinstance(r, chat_service.ChatRecord)] == [
+        results[0].seq + n
+        for n in range(4)  # type: ignore[union-attr]
+    ]

@@ -83,6 +83,8 @@ class LiveNamespace(socketio.AsyncNamespace):
         # Joins that arrive together share one snapshot read and one registration commit.
         self.snapshots = Grouped(self._read_snapshots)
         self.registrations = Grouped(self._register)
+        # Chat to one show that arrives together is stored in one transaction.
+        self.posts = Grouped(self._post_chats)
         # One bucket per action, show and member, shared by the member's tabs and devices.
         self.buckets: dict[tuple[str, str, str], TokenBucket] = {}
         self.events: dict[str, Handler] = {
@@ -205,6 +207,11 @@ class LiveNamespace(socketio.AsyncNamespace):
     ) -> list[room.RoomSnapshot | Exception]:
         return await room.access_room_snapshots(self._db(), show_id, joiners)
 
+    async def _post_chats(
+        self, show_id: uuid.UUID, posts: list[tuple[Principal, str]]
+    ) -> list[chat.ChatRecord | Exception]:
+        return await chat.do_post_chats(self._db(), show_id, posts, self.banned)
+
     async def _register(
         self, _: None, participants: list[moderation.Participant]
     ) -> list[Exception | None]:
@@ -305,9 +312,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         self._throttle(
             "chat", show_id, principal, self.settings.chat_burst, self.settings.chat_per_second
         )
-        record = await chat.do_post_chat(
-            self._db(), uuid.UUID(show_id), principal, text, self.banned
-        )
+        record = await self.posts(uuid.UUID(show_id), (principal, text))
         message = payloads.chat_message(record, self.settings.secret_key)
         self.hub.publish(show_id, message)
         return {"ok": True, "message": message}

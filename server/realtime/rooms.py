@@ -17,7 +17,8 @@ from socketio import packet as sio_packet
 
 log = logging.getLogger("showroom.realtime")
 
-FRAME_INTERVAL = 0.15  # seconds; the issue asks for 100-200 ms
+FRAME_INTERVAL = 0.2  # seconds; the issue asks for 100-200 ms
+FLUSH_SLICE = 500  # sockets written between two yields to the event loop
 PRESENCE_INTERVAL = 1.0  # viewer counts go out at most once a second
 PEAK_INTERVAL = 1.0  # a rising peak viewer count is stored at most this often
 DEFAULT_MAX_BACKLOG = 50  # frames waiting for one socket before it skips (~7 s of frames)
@@ -238,7 +239,11 @@ class RoomHub:
             return
         first = _seq(events[0])
         frame = Outgoing(self._packet("frame", {"show_id": room.show_id, "events": events}))
-        for member in room.members.values():
+        for n, member in enumerate(list(room.members.values()), 1):
+            if n % FLUSH_SLICE == 0:
+                # Writing to thousands of sockets takes a while: let acks and reads run
+                # between slices rather than after the whole room.
+                await asyncio.sleep(0)
             socket = self._socket(member)
             if socket is None:
                 continue
@@ -318,6 +323,8 @@ class RoomHub:
             for e in events
             if e.get("type") == "member.sanctioned" and e.get("kind") == "ban"
         }
+        if not banned:
+            return
         for sid, member in list(room.members.items()):
             if member.author_id in banned:
                 await self.leave(sid)
@@ -340,9 +347,12 @@ class RoomHub:
                 self.peaks[show_id] = max(viewers, self.peaks.get(show_id, 0))
 
     async def run(self) -> None:
-        stored = time.monotonic()
+        stored = tick = time.monotonic()
         while True:
-            await asyncio.sleep(FRAME_INTERVAL)
+            # Frames leave every FRAME_INTERVAL however long a flush takes (a late tick
+            # runs at once rather than pushing every later one back).
+            tick = max(tick + FRAME_INTERVAL, time.monotonic())
+            await asyncio.sleep(tick - time.monotonic())
             try:
                 await self.flush()
             except Exception:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import delete, func, or_, select
@@ -44,29 +44,58 @@ def _who(principal: Principal) -> tuple[str, str]:
     return principal.role.value, principal.subject
 
 
+async def sanctions_of(
+    session: AsyncSession, show_id: uuid.UUID, principals: list[Principal]
+) -> dict[tuple[str, str], set[str]]:
+    """The sanctions (mute, ban) that hold in this show for each of these members, with one
+    query however many there are: {(role, subject): {kind, ...}}."""
+    subjects = {p.subject for p in principals if p.role not in (Role.ADMIN, Role.HOST)}
+    found: dict[tuple[str, str], set[str]] = {}
+    if not subjects:
+        return found
+    for role, subject, kind in await session.execute(
+        select(models.Sanction.role, models.Sanction.subject, models.Sanction.kind).where(
+            models.Sanction.subject.in_(subjects),
+            or_(models.Sanction.show_id == show_id, models.Sanction.show_id.is_(None)),
+        )
+    ):
+        found.setdefault((role, subject), set()).add(kind)
+    return found
+
+
+def standing_refusal(
+    sanctions: dict[tuple[str, str], set[str]], principal: Principal, *, talking: bool
+) -> Refused | None:
+    """Refuse a banned member anything, and a muted one talking (chat, questions, reactions);
+    the show's host and admins are never refused."""
+    if principal.role in (Role.ADMIN, Role.HOST):
+        return None
+    kinds = sanctions.get(_who(principal), set())
+    if SanctionKind.BAN in kinds:
+        return banned()
+    if talking and SanctionKind.MUTE in kinds:
+        return Refused("muted", "you have been muted in this show")
+    return None
+
+
 async def check_standing(
     session: AsyncSession, show_id: uuid.UUID, principal: Principal, *, talking: bool
 ) -> None:
-    """Refuse a banned member anything, and a muted one talking (chat, questions, reactions)."""
-    if principal.role in (Role.ADMIN, Role.HOST):
-        return
-    role, subject = _who(principal)
-    kinds = set(
-        await session.scalars(
-            select(models.Sanction.kind).where(
-                models.Sanction.role == role,
-                models.Sanction.subject == subject,
-                or_(models.Sanction.show_id == show_id, models.Sanction.show_id.is_(None)),
-            )
-        )
+    refusal = standing_refusal(
+        await sanctions_of(session, show_id, [principal]), principal, talking=talking
     )
-    if SanctionKind.BAN in kinds:
-        raise banned()
-    if talking and SanctionKind.MUTE in kinds:
-        raise Refused("muted", "you have been muted in this show")
+    if refusal is not None:
+        raise refusal
 
 
-async def check_slow_mode(session: AsyncSession, show: models.Show, principal: Principal) -> None:
+async def check_slow_mode(
+    session: AsyncSession,
+    show: models.Show,
+    principal: Principal,
+    sent_meanwhile: datetime | None = None,
+) -> None:
+    """Refuse a message sooner than slow mode allows after the member's last one, stored
+    or (`sent_meanwhile`) accepted earlier in the same batch."""
     if show.slow_mode_seconds <= 0 or await may_moderate(session, show.id, principal):
         return
     role, subject = _who(principal)
@@ -77,10 +106,12 @@ async def check_slow_mode(session: AsyncSession, show: models.Show, principal: P
             models.ChatMessage.author_id == subject,
         )
     )
+    if last is not None and last.tzinfo is None:  # SQLite hands back naive UTC from an aggregate
+        last = last.replace(tzinfo=utcnow().tzinfo)
+    if sent_meanwhile is not None:
+        last = sent_meanwhile if last is None else max(last, sent_meanwhile)
     if last is None:
         return
-    if last.tzinfo is None:  # SQLite hands back naive UTC from an aggregate
-        last = last.replace(tzinfo=utcnow().tzinfo)
     wait = last + timedelta(seconds=show.slow_mode_seconds) - utcnow()
     if wait.total_seconds() > 0:
         raise Refused(

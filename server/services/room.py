@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.domain.engagement import WAITING
@@ -14,7 +14,7 @@ from server.domain.shows import ShowState
 from server.services import engagement, moderation
 from server.services.chat import SNAPSHOT_MESSAGES, ChatRecord
 from server.services.engagement import QuestionRecord
-from server.services.identity import Principal, Role
+from server.services.identity import Principal
 from server.services.shows import ShowRecord
 from server.store import models
 from server.store.db import Database
@@ -192,16 +192,8 @@ async def access_room_snapshots(
 async def _standings(
     session: AsyncSession, show_id: uuid.UUID, joiners: list[Joiner]
 ) -> list[Standing | Exception]:
-    who = {(j.principal.role.value, j.principal.subject) for j in joiners}
-    subjects = {subject for _, subject in who}
-    sanctions: dict[tuple[str, str], set[str]] = {}
-    for role, subject, kind in await session.execute(
-        select(models.Sanction.role, models.Sanction.subject, models.Sanction.kind).where(
-            models.Sanction.subject.in_(subjects),
-            or_(models.Sanction.show_id == show_id, models.Sanction.show_id.is_(None)),
-        )
-    ):
-        sanctions.setdefault((role, subject), set()).add(kind)
+    subjects = {j.principal.subject for j in joiners}
+    sanctions = await moderation.sanctions_of(session, show_id, [j.principal for j in joiners])
     moderators = {
         (role, subject)
         for role, subject in await session.execute(
@@ -233,11 +225,9 @@ async def _standings(
     for joiner in joiners:
         principal = joiner.principal
         key = (principal.role.value, principal.subject)
-        if principal.role not in (
-            Role.ADMIN,
-            Role.HOST,
-        ) and moderation.SanctionKind.BAN in sanctions.get(key, set()):
-            result.append(moderation.banned())
+        refusal = moderation.standing_refusal(sanctions, principal, talking=False)
+        if refusal is not None:
+            result.append(refusal)
             continue
         result.append(
             Standing(

@@ -15,13 +15,14 @@ from server.store import models
 OPEN_STATES = (ShowState.SCHEDULED.value, ShowState.LIVE.value)
 
 
-async def next_event_seq(session: AsyncSession, show_id: uuid.UUID) -> int:
-    """Number the show's next room event. The row lock this takes orders the show's events,
-    so seq order is commit order; a closed room (ended, cancelled) takes none."""
+async def next_event_seq(session: AsyncSession, show_id: uuid.UUID, count: int = 1) -> int:
+    """Number the show's next room event (or the next `count`, and answer the last). The row
+    lock this takes orders the show's events, so seq order is commit order; a closed room
+    (ended, cancelled) takes none."""
     seq = await session.scalar(
         update(models.Show)
         .where(models.Show.id == show_id, models.Show.state.in_(OPEN_STATES))
-        .values(event_seq=models.Show.event_seq + 1)
+        .values(event_seq=models.Show.event_seq + count)
         .returning(models.Show.event_seq)
     )
     if seq is None:
