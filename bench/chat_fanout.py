@@ -492,7 +492,7 @@ async def measure(server: Server, args: argparse.Namespace) -> Figures:
 
     return Figures(
         deliveries=deliveries,
-        expected=acks["ok"] * args.viewers,
+        expected=(sent - acks["refused"]) * args.viewers,
         cpu_s=cpu_used,
         p50_ms=pct(0.50),
         p99_ms=pct(0.99),

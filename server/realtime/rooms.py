@@ -21,7 +21,7 @@ FRAME_INTERVAL = 0.2  # seconds; the issue asks for 100-200 ms
 FLUSH_SLICE = 500  # sockets written between two yields to the event loop
 PRESENCE_INTERVAL = 1.0  # viewer counts go out at most once a second
 PEAK_INTERVAL = 1.0  # a rising peak viewer count is stored at most this often
-DEFAULT_MAX_BACKLOG = 50  # frames waiting for one socket before it skips (~7 s of frames)
+DEFAULT_MAX_BACKLOG = 50  # frames waiting for one socket before it skips (~10 s of frames)
 BACKLOG_FRAME_BYTES = 4096  # unsent bytes on a websocket that count as one waiting frame
 
 Event = dict[str, Any]
