@@ -18,7 +18,7 @@ from server.http.errors import problem_answers
 from server.http.observability import Metrics, observe
 from server.http.pages import add_pages
 from server.http.routes import OPERATIONS
-from server.keys import DATABASE, METRICS, OPENAPI, REACTIONS, REDIS, ROOMS, SETTINGS
+from server.keys import DATABASE, LIVE, METRICS, OPENAPI, REACTIONS, REDIS, ROOMS, SETTINGS
 from server.realtime.bus import RedisRoomBus
 from server.realtime.live import NAMESPACE, LiveNamespace, ReactionTally, catch_up
 from server.realtime.rooms import RoomHub
@@ -75,6 +75,7 @@ async def _rooms(app: web.Application) -> AsyncIterator[None]:
     for loop in loops:
         with contextlib.suppress(asyncio.CancelledError):
             await loop
+    await app[LIVE].aclose()
     try:
         await app[REACTIONS].flush()  # taps counted since the last flush are not lost
     except Exception:
@@ -89,9 +90,8 @@ def _attach_live_room(app: web.Application, settings: Settings) -> None:
     hub.record_peaks = lambda peaks: record_peak_viewers(app[DATABASE], peaks)
     tally = ReactionTally(lambda: app[DATABASE], hub)
     app[ROOMS], app[REACTIONS] = hub, tally
-    sio.register_namespace(
-        LiveNamespace(db=lambda: app[DATABASE], settings=settings, hub=hub, tally=tally)
-    )
+    app[LIVE] = LiveNamespace(db=lambda: app[DATABASE], settings=settings, hub=hub, tally=tally)
+    sio.register_namespace(app[LIVE])
     sio.attach(app, socketio_path="socket.io")
     app.cleanup_ctx.append(_rooms)
 

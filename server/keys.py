@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 from server.config import Settings
 from server.http.observability import Metrics
-from server.realtime.live import ReactionTally
+from server.realtime.live import LiveNamespace, ReactionTally
 from server.realtime.rooms import RoomHub
 from server.store.db import Database
 
@@ -17,4 +17,5 @@ METRICS = web.AppKey("metrics", Metrics)
 REDIS = web.AppKey("redis", Redis)
 ROOMS = web.AppKey("rooms", RoomHub)
 REACTIONS = web.AppKey("reactions", ReactionTally)
+LIVE = web.AppKey("live", LiveNamespace)
 OPENAPI = web.AppKey("openapi", dict)  # type: ignore[type-abstract]

@@ -73,3 +73,23 @@ async def test_a_cancelled_caller_is_left_out_of_its_round() -> None:
     release.set()
     assert await first == 1 and await kept == 3
     assert seen == [[1], [3]]
+
+
+async def test_aclose_stops_a_round_in_progress_and_its_callers() -> None:
+    started = asyncio.Event()
+
+    async def run(key: str, items: list[int]) -> list[int | Exception]:
+        started.set()
+        await asyncio.sleep(60)  # a database that does not answer
+        return list(items)
+
+    grouped: Grouped[str, int, int] = Grouped(run)
+    caller = asyncio.create_task(grouped("k", 1))
+    await started.wait()
+    waiting = asyncio.create_task(grouped("k", 2))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(grouped.aclose(), 1)
+    for task in (caller, waiting):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert not grouped._runners and not grouped._waiting

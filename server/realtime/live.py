@@ -202,6 +202,11 @@ class LiveNamespace(socketio.AsyncNamespace):
         result["you"]["moderator"] = snapshot.standing.moderator
         return {"ok": True, "snapshot": result}
 
+    async def aclose(self) -> None:
+        """Stop the grouped database rounds in progress, before the database closes."""
+        for grouped in (self.snapshots, self.registrations, self.posts):
+            await grouped.aclose()
+
     async def _read_snapshots(
         self, show_id: uuid.UUID, joiners: list[room.Joiner]
     ) -> list[room.RoomSnapshot | Exception]:

@@ -32,6 +32,13 @@ class Grouped(Generic[K, T, R]):
             self._runners[key] = asyncio.create_task(self._rounds(key))
         return await done
 
+    async def aclose(self) -> None:
+        """Stop the rounds in progress (at shutdown); their callers are cancelled."""
+        runners = list(self._runners.values())
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+
     async def _rounds(self, key: K) -> None:
         batch: list[tuple[T, asyncio.Future[R]]] = []
         try:
