@@ -146,10 +146,6 @@ class Participant:
     name: str
 
 
-async def is_participant(session: AsyncSession, show_id: uuid.UUID, author_id: str) -> bool:
-    return await session.get(models.ShowParticipant, (show_id, author_id)) is not None
-
-
 async def do_register_participants(
     db: Database, participants: list[Participant]
 ) -> list[Exception | None]:

@@ -131,26 +131,16 @@ class RoomSnapshot:
     standing: Standing | None = None  # when read for a joiner
 
 
-async def access_room_snapshot(db: Database, show_id: uuid.UUID) -> RoomSnapshot:
-    """The room as of one consistent moment: the show row's event number and the messages
-    are read in the same snapshot transaction."""
-    result = (await access_room_snapshots(db, show_id, []))[0]
-    if isinstance(result, Exception):
-        raise result
-    return result
-
-
 async def access_room_snapshots(
     db: Database, show_id: uuid.UUID, joiners: list[Joiner]
 ) -> list[RoomSnapshot | Exception]:
     """One snapshot read for many joiners of a show (see server/services/batching.py): the
     room once, and each joiner's standing (votes, moderator, registered) with a few queries
-    for all of them. A banned joiner gets their refusal; the others their snapshot. With
-    no joiners, the room alone."""
+    for all of them. A banned joiner gets their refusal; the others their snapshot."""
     async with db.snapshot() as session:
         show = await session.get(models.Show, show_id)
         if show is None:
-            return [NotFound(f"no show {show_id}")] * max(len(joiners), 1)
+            return [NotFound(f"no show {show_id}")] * len(joiners)
         rows = await session.scalars(
             select(models.ChatMessage)
             .where(
@@ -183,8 +173,6 @@ async def access_room_snapshots(
             {kind: int(count) for kind, count in reactions},
             await _settings(session, show),
         )
-        if not joiners:
-            return [room]
         standings = await _standings(session, show_id, joiners)
     return [s if isinstance(s, Exception) else replace(room, standing=s) for s in standings]
 
