@@ -104,9 +104,11 @@ async def _room_bus(app: web.Application) -> AsyncIterator[None]:
         repair=lambda delivered: catch_up(app[DATABASE], hub, settings.secret_key, delivered),
     )
     hub.relay = bus
+    app[LIVE].limits.redis = app[REDIS]  # one allowance per member across processes
     bus.start()
     yield
     await bus.stop()
+    app[LIVE].limits.redis = None
     hub.relay = None
 
 

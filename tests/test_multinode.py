@@ -191,6 +191,22 @@ async def test_two_processes_share_a_room_and_survive_redis_going_away(
                 "show.state on node 1",
             )
 
+            # One allowance per member across processes: reactions are 20 at once, and a
+            # second tab on the other process does not get 20 more.
+            carol, carol_tab = LiveClient(), LiveClient()
+            await carol.connect(node1, token=viewer_token("carol", "Carol"))
+            await carol_tab.connect(node2, token=viewer_token("carol", "Carol"))
+            try:
+                for client in (carol, carol_tab):
+                    assert (await client.call("join", {"show_id": show["id"]}))["ok"]
+                for _ in range(20):
+                    assert (await carol.call("react", {"kind": "clap", "count": 1}))["ok"]
+                limited = await carol_tab.call("react", {"kind": "clap", "count": 1})
+                assert limited["error"]["code"] == "rate_limited", limited
+            finally:
+                for client in (carol, carol_tab):
+                    await client.sio.disconnect()
+
             # Questions, votes and reaction totals cross processes too.
             asked = (await alice.call("question:ask", {"text": "Both nodes?"}))["question"]
             assert (await bob.call("question:vote", {"question_id": asked["id"]}))["question"][

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -16,7 +15,7 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError
 
 from server.config import Settings
-from server.domain.chat import BannedWordMode, BannedWords, Blocked, TokenBucket, check_chat_text
+from server.domain.chat import BannedWordMode, BannedWords, Blocked, check_chat_text
 from server.domain.engagement import (
     MAX_REACTIONS_PER_EVENT,
     REACTION_KINDS,
@@ -27,6 +26,7 @@ from server.domain.engagement import (
 from server.domain.errors import Conflict, DomainError, InvalidValue, NotFound
 from server.domain.shows import ShowState
 from server.realtime import payloads
+from server.realtime.limits import RateLimiter
 from server.realtime.rooms import RoomHub
 from server.services import chat, engagement, moderation, room
 from server.services.batching import Grouped
@@ -86,7 +86,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         # Chat to one show that arrives together is stored in one transaction.
         self.posts = Grouped(self._post_chats)
         # One bucket per action, show and member, shared by the member's tabs and devices.
-        self.buckets: dict[tuple[str, str, str], TokenBucket] = {}
+        self.limits = RateLimiter()  # the app gives it Redis when REDIS_URL is set
         self.events: dict[str, Handler] = {
             "join": self.join,
             "leave": self.leave,
@@ -300,12 +300,12 @@ class LiveNamespace(socketio.AsyncNamespace):
             raise EventError("not_joined", "join a show first")
         return show_id
 
-    def _throttle(
+    async def _throttle(
         self, kind: str, show_id: str, principal: Principal, burst: float, per_second: float
     ) -> None:
-        key = (kind, show_id, _member_key(principal))
-        bucket = self.buckets.setdefault(key, TokenBucket(burst, per_second))
-        wait = bucket.take(time.monotonic())
+        wait = await self.limits.take(
+            f"{kind}:{show_id}:{_member_key(principal)}", burst, per_second
+        )
         if wait > 0:
             raise EventError("rate_limited", "slow down", retry_after_ms=int(wait * 1000) + 1)
 
@@ -314,7 +314,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         show_id = self._joined(sid)
         text = _text(payload)
         check_chat_text(text)  # a refused message does not spend the member's rate limit
-        self._throttle(
+        await self._throttle(
             "chat", show_id, principal, self.settings.chat_burst, self.settings.chat_per_second
         )
         record = await self.posts(uuid.UUID(show_id), (principal, text))
@@ -327,7 +327,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         show_id = self._joined(sid)
         text = _text(payload)
         check_question_text(text)
-        self._throttle("ask", show_id, principal, 3, 0.2)
+        await self._throttle("ask", show_id, principal, 3, 0.2)
         record = await engagement.do_ask(
             self._db(), uuid.UUID(show_id), principal, text, self.banned
         )
@@ -345,7 +345,7 @@ class LiveNamespace(socketio.AsyncNamespace):
             raise EventError(
                 "bad_payload", "vote must be true (upvote) or false (retract)", field="vote"
             )
-        self._throttle("vote", show_id, principal, 10, 2)
+        await self._throttle("vote", show_id, principal, 10, 2)
         record, changed = await engagement.do_vote(
             self._db(), uuid.UUID(show_id), question_id, principal, up=up
         )
@@ -390,7 +390,7 @@ class LiveNamespace(socketio.AsyncNamespace):
             raise EventError(
                 "bad_payload", f"count must be 1-{MAX_REACTIONS_PER_EVENT}", field="count"
             )
-        self._throttle("react", show_id, principal, 20, 10)
+        await self._throttle("react", show_id, principal, 20, 10)
         self.tally.add(show_id, kind, count)
         return {"ok": True}
 
