@@ -57,7 +57,7 @@ async def test_without_redis_each_process_decides_alone_and_retries_later(
         calls += 1
         return "0"
 
-    monkeypatch.setattr(away, "eval", counting_eval)
+    monkeypatch.setattr(away, "evalsha", counting_eval)
     await limiter.take(key, 2, 1)
     assert calls == 0
     limiter._redis_down_until = 0.0  # the retry time has come

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from server.domain.chat import TokenBucket
 
@@ -44,6 +45,7 @@ class RateLimiter:
         self.buckets: dict[str, TokenBucket] = {}
         self._takes = 0
         self._redis_down_until = 0.0
+        self._script: AsyncScript | None = None
 
     async def take(self, key: str, burst: float, per_second: float) -> float:
         """Spend one of the member's tokens for this key: 0.0 if allowed, else the seconds
@@ -51,8 +53,10 @@ class RateLimiter:
         now = time.monotonic()
         if self.redis is not None and now >= self._redis_down_until:
             try:
+                if self._script is None or self._script.registered_client is not self.redis:
+                    self._script = self.redis.register_script(TAKE)  # EVALSHA after the first
                 answer = await asyncio.wait_for(
-                    self.redis.eval(TAKE, 1, f"showroom:rate:{key}", burst, per_second),
+                    self._script(keys=[f"showroom:rate:{key}"], args=[burst, per_second]),
                     REDIS_TIMEOUT,
                 )
                 return float(answer)
