@@ -101,7 +101,9 @@ async def _room_bus(app: web.Application) -> AsyncIterator[None]:
     bus = RedisRoomBus(
         app[REDIS],
         hub,
-        repair=lambda delivered: catch_up(app[DATABASE], hub, settings.secret_key, delivered),
+        repair=lambda delivered, sweep: catch_up(
+            app[DATABASE], hub, settings.secret_key, delivered, sweep
+        ),
     )
     hub.relay = bus
     app[LIVE].limits.redis = app[REDIS]  # one allowance per member across processes

@@ -239,6 +239,23 @@ async def test_two_processes_share_a_room_and_survive_redis_going_away(
                 "catch-up without Redis",
             )
 
+            # A ban made while Redis is away still reaches the banned member's other process.
+            dave, staff = LiveClient(), LiveClient()
+            await dave.connect(node2, token=viewer_token("dave", "Dave"))
+            await staff.connect(node1, token=admin)
+            try:
+                joined = await dave.call("join", {"show_id": show["id"]})
+                assert (await staff.call("join", {"show_id": show["id"]}))["ok"]
+                dave_id = joined["snapshot"]["you"]["author_id"]
+                assert (await staff.call("member:ban", {"author_id": dave_id}))["ok"]
+                await until(
+                    lambda: dave.removed == [{"show_id": show["id"], "reason": "banned"}],
+                    "a ban made while Redis was away",
+                )
+            finally:
+                for client in (dave, staff):
+                    await client.sio.disconnect()
+
             # Redis returns: pub/sub carries messages again.
             await proxy.start()
             await asyncio.sleep(1.0)  # the listeners reconnect with back-off

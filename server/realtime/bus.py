@@ -35,7 +35,9 @@ def presence_key(show_id: str) -> str:
 
 
 # Given {show id: every event up to this number delivered}, deliver what is missing.
-Repair = Callable[[dict[str, int]], Awaitable[None]]
+# The flag asks it to also check the rooms' members against stored bans, which carry no
+# event number (while Redis is away, and once after it returns).
+Repair = Callable[[dict[str, int], bool], Awaitable[None]]
 
 
 class RedisRoomBus:
@@ -51,6 +53,7 @@ class RedisRoomBus:
         self.connected = False
         self._tasks: list[asyncio.Task[None]] = []
         self._repair_now = asyncio.Event()
+        self._sweep_bans = True
         self._subscribed: dict[str, asyncio.Event] = {}  # channel -> set once subscribed
 
     # --- called by the hub ------------------------------------------------------------------
@@ -104,6 +107,7 @@ class RedisRoomBus:
                     log.info("room bus connected to Redis")
                 self.connected, backoff = True, 0.1
                 self._repair_now.set()  # whatever was missed while away
+                self._sweep_bans = True
                 while True:
                     wanted = {channel(show_id) for show_id in self.hub.rooms}
                     if wanted - subscribed:
@@ -203,6 +207,7 @@ class RedisRoomBus:
             if not seen:
                 continue
             try:
-                await self.repair(seen)
+                sweep, self._sweep_bans = self._sweep_bans or not self.connected, False
+                await self.repair(seen, sweep)
             except Exception:
                 log.exception("room repair failed")

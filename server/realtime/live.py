@@ -549,8 +549,17 @@ def _text(payload: dict[str, Any]) -> str:
     return text
 
 
-async def catch_up(db: Database, hub: RoomHub, secret_key: str, delivered: dict[str, int]) -> None:
-    """Deliver, from the database, room events this node missed (see server/realtime/bus.py)."""
+async def catch_up(
+    db: Database,
+    hub: RoomHub,
+    secret_key: str,
+    delivered: dict[str, int],
+    sweep_bans: bool = False,
+) -> None:
+    """Deliver, from the database, room events this node missed (see server/realtime/bus.py).
+    Bans carry no event number, so with `sweep_bans` (while Redis is away, and once after it
+    returns) the room's members are checked against the stored bans instead, and a missed
+    ban is delivered as the `member.sanctioned` event it was."""
     progress = await room.access_room_progress(db, {uuid.UUID(k): v for k, v in delivered.items()})
     for show_id, found in progress.items():
         key = str(show_id)
@@ -568,3 +577,10 @@ async def catch_up(db: Database, hub: RoomHub, secret_key: str, delivered: dict[
         if local.state is not None and local.state != found.state.value:
             hub.deliver(key, {"type": "show.state", "state": found.state.value})
         local.repaired_to(found.event_seq)
+        if sweep_bans:
+            pairs = (m.subject.split(":", 1) for m in local.members.values())
+            members = {(role, subject) for role, subject in pairs}
+            for role, subject, all_shows in await moderation.access_banned(db, show_id, members):
+                author_id = payloads.public_author_id(role, subject, secret_key)
+                ban = {"author_id": author_id, "kind": "ban", "all_shows": all_shows}
+                hub.deliver(key, {"type": "member.sanctioned", **ban})

@@ -63,6 +63,32 @@ async def sanctions_of(
     return found
 
 
+async def access_banned(
+    db: Database, show_id: uuid.UUID, members: set[tuple[str, str]]
+) -> list[tuple[str, str, bool]]:
+    """Which of these members ((role, subject) pairs) are banned from the show:
+    (role, subject, banned from all shows)."""
+    found: list[tuple[str, str, bool]] = []
+    subjects = sorted({subject for _, subject in members})
+    async with db.read() as session:
+        for start in range(0, len(subjects), 500):
+            rows = await session.execute(
+                select(models.Sanction.role, models.Sanction.subject, models.Sanction.show_id)
+                .where(
+                    models.Sanction.kind == SanctionKind.BAN.value,
+                    models.Sanction.subject.in_(subjects[start : start + 500]),
+                    or_(models.Sanction.show_id == show_id, models.Sanction.show_id.is_(None)),
+                )
+                .order_by(models.Sanction.show_id.is_(None).desc())  # all-shows bans first
+            )
+            seen: set[tuple[str, str]] = set()
+            for role, subject, ban_show in rows:
+                if (role, subject) in members and (role, subject) not in seen:
+                    seen.add((role, subject))
+                    found.append((role, subject, ban_show is None))
+    return found
+
+
 def standing_refusal(
     sanctions: dict[tuple[str, str], set[str]], principal: Principal, *, talking: bool
 ) -> Refused | None:
