@@ -12,13 +12,25 @@ import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
+from media.hub import MediaHub, StreamStatus
 from server.config import Settings
 from server.http.contract import Contract, openapi_document
 from server.http.errors import problem_answers
+from server.http.media import StreamCollector, cors_for_media, register_recording
 from server.http.observability import Metrics, observe
 from server.http.pages import add_pages
 from server.http.routes import OPERATIONS
-from server.keys import DATABASE, LIVE, METRICS, OPENAPI, REACTIONS, REDIS, ROOMS, SETTINGS
+from server.keys import (
+    DATABASE,
+    LIVE,
+    MEDIA,
+    METRICS,
+    OPENAPI,
+    REACTIONS,
+    REDIS,
+    ROOMS,
+    SETTINGS,
+)
 from server.realtime.bus import RedisRoomBus
 from server.realtime.live import NAMESPACE, LiveNamespace, ReactionTally, catch_up
 from server.realtime.rooms import RoomHub
@@ -114,6 +126,39 @@ async def _room_bus(app: web.Application) -> AsyncIterator[None]:
     hub.relay = None
 
 
+async def _media(app: web.Application) -> AsyncIterator[None]:
+    """WHIP/WHEP peers and the relay. On shutdown every peer is closed and each recording
+    finished and registered on its show (before the database closes)."""
+    settings = app[SETTINGS]
+
+    def announce(show_id: str, status: StreamStatus) -> None:
+        # Viewers learn the host dropped (and came back) from the live room.
+        app[ROOMS].publish(show_id, {"type": "stream.status", "status": status.value})
+
+    hub = MediaHub(
+        recordings_dir=settings.data_dir / "recordings",
+        ice_servers=settings.ice_servers,
+        on_status=announce,
+        connect_timeout=settings.media_connect_timeout,
+    )
+    app[MEDIA] = hub
+    collector = StreamCollector(hub)
+    app[METRICS].registry.register(collector)
+    housekeeping = asyncio.create_task(hub.run(), name="media-housekeeping")
+    yield
+    housekeeping.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await housekeeping
+    for show_id, recording in await hub.aclose():
+        try:
+            await register_recording(app, show_id, recording)
+        except Exception:
+            logging.getLogger("showroom.media").exception(
+                "could not register the recording %s", recording.path
+            )
+    app[METRICS].registry.unregister(collector)
+
+
 @web.middleware
 async def uncompressed_live_websockets(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -134,6 +179,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
             observe(metrics),
+            cors_for_media,
             problem_answers,
             contract.middleware(authenticate, settings.max_body_bytes),
             uncompressed_live_websockets,
@@ -151,6 +197,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.redis_url is not None:
         app.cleanup_ctx.append(_redis)
     _attach_live_room(app, settings)
+    app.cleanup_ctx.append(_media)
     if settings.redis_url is not None:
         app.cleanup_ctx.append(_room_bus)
     return app

@@ -91,6 +91,14 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _ice_servers(raw: str) -> tuple[str, ...]:
+    urls = _word_list(raw)
+    for url in urls:
+        if not url.startswith(("stun:", "turn:", "turns:")):
+            raise ValueError(f"{url!r} is not a stun:, turn: or turns: URL")
+    return urls
+
+
 def _log_level(raw: str) -> str:
     return _choice("DEBUG", "INFO", "WARNING", "ERROR")(raw.upper())
 
@@ -221,6 +229,21 @@ SETTINGS: tuple[Setting, ...] = (
         "Live-room packets waiting for one socket before it skips frames (and is told of the gap).",
     ),
     Setting(
+        "SHOWROOM_ICE_SERVERS",
+        "ice_servers",
+        _ice_servers,
+        "",
+        "Comma-separated STUN/TURN URLs the media server uses to find its public address "
+        "(empty: host candidates only, for a server with a public IP or a LAN).",
+    ),
+    Setting(
+        "SHOWROOM_MEDIA_CONNECT_TIMEOUT",
+        "media_connect_timeout",
+        _positive_float,
+        "30",
+        "Seconds a WHIP or WHEP peer has to connect before its session is dropped.",
+    ),
+    Setting(
         "SHOWROOM_LOG_FORMAT",
         "log_format",
         _choice("text", "json"),
@@ -250,6 +273,8 @@ class Settings:
     chat_burst: int = 5
     chat_per_second: float = 1.0
     frame_backlog: int = 50
+    ice_servers: tuple[str, ...] = ()
+    media_connect_timeout: float = 30.0
     log_format: str = "text"
     log_level: str = "INFO"
 

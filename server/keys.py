@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from redis.asyncio import Redis
 
+from media.hub import MediaHub
 from server.config import Settings
 from server.http.observability import Metrics
 from server.realtime.live import LiveNamespace, ReactionTally
@@ -18,4 +19,5 @@ REDIS = web.AppKey("redis", Redis)
 ROOMS = web.AppKey("rooms", RoomHub)
 REACTIONS = web.AppKey("reactions", ReactionTally)
 LIVE = web.AppKey("live", LiveNamespace)
+MEDIA = web.AppKey("media", MediaHub)
 OPENAPI = web.AppKey("openapi", dict)  # type: ignore[type-abstract]

@@ -57,6 +57,10 @@ PATH_PARAMS: dict[str, tuple[Schema, str]] = {
     "show_id": (UUID, "The show's id."),
     "sku": (SKU, "The product's SKU."),
     "key_id": (UUID, "The API key's id."),
+    "session_id": (
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+        "The WHIP or WHEP session, from the Location of the answer.",
+    ),
 }
 
 OPERATION = web.RequestKey("operation", Operation)

@@ -5,8 +5,22 @@ from __future__ import annotations
 from server.domain.catalog import ProductStatus
 from server.domain.engagement import QuestionState
 from server.domain.shows import ShowState
-from server.http import catalog, identity, shows, system
+from server.http import catalog, identity, media, shows, system
 from server.http.contract import ADMIN, ANYONE, STAFF, Operation, Param
+
+SDP_BODY = {
+    "application/sdp": {"type": "string", "description": "An SDP offer (RFC 8866), at most 64 KiB."}
+}
+_WHIP_WHEP_ERRORS = {
+    409: ("The show is not live", "Problem"),
+    413: ("The offer is over 64 KiB", "Problem"),
+    415: ("The body is not application/sdp", "Problem"),
+    422: (
+        "The offer is malformed, has no audio or video, or only codecs the relay cannot "
+        "carry (the detail says which)",
+        "Problem",
+    ),
+}
 
 LIMIT = Param(
     "limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."
@@ -188,6 +202,126 @@ OPERATIONS: list[Operation] = [
             ),
         ),
         description="In queue order: most votes first, then the oldest. Kept after the show for the replay.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/shows/{show_id}/stream",
+        media.get_stream,
+        "getStream",
+        "Read the show's stream health",
+        "media",
+        _ok("StreamHealth"),
+        description="Publishing status (including host_reconnecting), bitrate, frame rate, "
+        "resolution, keyframe interval and WebRTC viewers, as relayed by this server process.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/shows/{show_id}/recordings",
+        media.list_recordings,
+        "listRecordings",
+        "List the show's recordings",
+        "media",
+        _ok("RecordingList"),
+        roles=STAFF,
+        host_scoped=True,
+        description="Registered when the show ends: the host's stream as relayed, not re-encoded.",
+    ),
+    # --- live media: WHIP (RFC 9725) and WHEP ------------------------------------------------
+    Operation(
+        "POST",
+        "/whip/{show_id}",
+        media.publish,
+        "publishWhip",
+        "Publish the show's video (WHIP)",
+        "media",
+        {
+            201: ("The SDP answer; Location is the session to DELETE", None),
+            **_WHIP_WHEP_ERRORS,
+            409: (
+                "The show is not live, or another publisher is sending to it",
+                "Problem",
+            ),
+        },
+        roles=STAFF,
+        host_scoped=True,
+        raw_body=SDP_BODY,
+        response_type="application/sdp",
+        description="VP8 or H.264 (packetization-mode 1, any profile) video and Opus audio, "
+        "relayed to viewers without transcoding and recorded. A host that dropped may "
+        "publish again while the show reports host_reconnecting; the new session replaces "
+        "the stale one and viewers resume. A republish must use the show's codecs.",
+    ),
+    Operation(
+        "OPTIONS",
+        "/whip/{show_id}",
+        media.whip_options,
+        "optionsWhip",
+        "CORS preflight for WHIP",
+        "media",
+        {204: ("Allowed methods and headers", None)},
+    ),
+    Operation(
+        "DELETE",
+        "/whip/{show_id}/{session_id}",
+        media.end_publish,
+        "endWhip",
+        "Stop publishing (WHIP)",
+        "media",
+        {200: ("Ended; the show stays live and reports stopped", None)},
+        roles=STAFF,
+        host_scoped=True,
+    ),
+    Operation(
+        "OPTIONS",
+        "/whip/{show_id}/{session_id}",
+        media.session_options,
+        "optionsWhipSession",
+        "CORS preflight for a WHIP session",
+        "media",
+        {204: ("Allowed methods and headers", None)},
+    ),
+    Operation(
+        "POST",
+        "/whep/{show_id}",
+        media.watch,
+        "watchWhep",
+        "Watch the show (WHEP)",
+        "media",
+        {
+            201: ("The SDP answer; Location is the session to DELETE", None),
+            **_WHIP_WHEP_ERRORS,
+            503: ("The host has not published yet (see Retry-After)", "Problem"),
+        },
+        raw_body=SDP_BODY,
+        response_type="application/sdp",
+        description="The offer must accept the show's codecs (GET .../stream says which).",
+    ),
+    Operation(
+        "OPTIONS",
+        "/whep/{show_id}",
+        media.whep_options,
+        "optionsWhep",
+        "CORS preflight for WHEP",
+        "media",
+        {204: ("Allowed methods and headers", None)},
+    ),
+    Operation(
+        "DELETE",
+        "/whep/{show_id}/{session_id}",
+        media.end_watch,
+        "endWhep",
+        "Stop watching (WHEP)",
+        "media",
+        {200: ("Ended", None)},
+    ),
+    Operation(
+        "OPTIONS",
+        "/whep/{show_id}/{session_id}",
+        media.session_options,
+        "optionsWhepSession",
+        "CORS preflight for a WHEP session",
+        "media",
+        {204: ("Allowed methods and headers", None)},
     ),
     # --- catalog ----------------------------------------------------------------------------
     Operation(

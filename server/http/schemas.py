@@ -341,6 +341,91 @@ SCHEMAS: dict[str, Schema] = {
         "additionalProperties": False,
         "properties": {"items": {"type": "array", "items": ref("Question")}},
     },
+    "StreamHealth": {
+        "type": "object",
+        "description": "The show's live media as this server process relays it.",
+        "required": [
+            "status",
+            "video_codec",
+            "audio_codec",
+            "bitrate_kbps",
+            "frame_rate",
+            "width",
+            "height",
+            "keyframe_interval_s",
+            "viewers",
+            "publishing_since",
+            "keyframe_requests",
+            "recording_bytes",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "status": {
+                "type": "string",
+                "enum": ["idle", "publishing", "host_reconnecting", "stopped"],
+                "description": "idle: nothing published yet; publishing: the host's media is "
+                "arriving; host_reconnecting: it stopped without the host hanging up (viewers "
+                "stay connected and resume when the host publishes again); stopped: the host "
+                "hung up (WHIP DELETE) while the show is still live.",
+            },
+            "video_codec": nullable({"type": "string", "enum": ["VP8", "H264"]}),
+            "audio_codec": nullable({"type": "string", "enum": ["opus"]}),
+            "bitrate_kbps": {"type": "number", "minimum": 0, "description": "Over the last 2 s."},
+            "frame_rate": {"type": "number", "minimum": 0, "description": "Over the last 2 s."},
+            "width": nullable({"type": "integer", "minimum": 1}),
+            "height": nullable({"type": "integer", "minimum": 1}),
+            "keyframe_interval_s": nullable({"type": "number", "minimum": 0}),
+            "viewers": {"type": "integer", "minimum": 0, "description": "WHEP viewers."},
+            "publishing_since": nullable(DATE_TIME),
+            "keyframe_requests": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Keyframes asked of the host (rate-limited) for joining viewers.",
+            },
+            "recording_bytes": nullable({"type": "integer", "minimum": 0}),
+        },
+    },
+    "RecordingList": {
+        "type": "object",
+        "required": ["items"],
+        "additionalProperties": False,
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "id",
+                        "path",
+                        "container",
+                        "video_codec",
+                        "audio_codec",
+                        "width",
+                        "height",
+                        "duration_ms",
+                        "bytes",
+                        "created_at",
+                    ],
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": UUID,
+                        "path": {
+                            "type": "string",
+                            "description": "Relative to the data directory.",
+                        },
+                        "container": {"type": "string", "enum": ["matroska"]},
+                        "video_codec": nullable({"type": "string", "enum": ["vp8", "h264"]}),
+                        "audio_codec": nullable({"type": "string", "enum": ["opus"]}),
+                        "width": nullable({"type": "integer"}),
+                        "height": nullable({"type": "integer"}),
+                        "duration_ms": {"type": "integer", "minimum": 0},
+                        "bytes": {"type": "integer", "minimum": 0},
+                        "created_at": DATE_TIME,
+                    },
+                },
+            }
+        },
+    },
     "ChatPage": {
         "type": "object",
         "required": ["items", "next_before"],

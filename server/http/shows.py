@@ -10,6 +10,7 @@ from aiohttp import web
 from server.domain.shows import ShowAction, ShowState
 from server.http import views
 from server.http.contract import BODY, PATH, PRINCIPAL, QUERY
+from server.http.media import finish_broadcast
 from server.http.problems import Problem
 from server.keys import DATABASE, ROOMS, SETTINGS
 from server.realtime import payloads
@@ -92,6 +93,8 @@ def _transition(action: ShowAction) -> Any:
         request.app[ROOMS].publish(
             str(record.id), {"type": "show.state", "state": record.state.value}
         )
+        if record.state is ShowState.ENDED:
+            await finish_broadcast(request.app, str(record.id))
         return _answer(request, record)
 
     handle.__name__ = f"{action.value}_show"

@@ -270,3 +270,26 @@ class QuestionVote(Base):
     )
     voter: Mapped[str] = mapped_column(String(140), primary_key=True)  # role:subject
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Recording(Base):
+    """A show's live recording: the host's encoded stream as it was relayed, for the replay."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (
+        CheckConstraint("duration_ms >= 0", name="duration_non_negative"),
+        CheckConstraint("bytes >= 0", name="bytes_non_negative"),
+        Index("ix_recordings_show", "show_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    show_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("shows.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(500))  # relative to the data directory
+    container: Mapped[str] = mapped_column(String(16))
+    video_codec: Mapped[str | None] = mapped_column(String(16))
+    audio_codec: Mapped[str | None] = mapped_column(String(16))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

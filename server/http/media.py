@@ -1,0 +1,277 @@
+"""WHIP (RFC 9725) and WHEP: the host publishes and viewers watch with one HTTP exchange of
+SDP each; the session's URL (Location) ends it with DELETE."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+
+from aiohttp import web
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from media.hub import MediaError, MediaHub, Role, Session, StreamReport, StreamStatus
+from media.recorder import Recording
+from server.domain.shows import ShowState
+from server.http import views
+from server.http.contract import PATH, read_limited
+from server.http.problems import Problem
+from server.keys import DATABASE, MEDIA, SETTINGS
+from server.services import recordings, shows
+
+SDP = "application/sdp"
+MAX_SDP_BYTES = 64 * 1024
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Patch, Retry-After",
+}
+
+
+@web.middleware
+async def cors_for_media(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """WHIP and WHEP are called from other origins (a brand's site, OBS's browser source):
+    every answer, errors included, carries the CORS headers the specs ask for."""
+    if not request.path.startswith(("/whip/", "/whep/")):
+        return await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.update(CORS_HEADERS)
+        raise
+    response.headers.update(CORS_HEADERS)
+    return response
+
+
+def _preflight(methods: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def options(request: web.Request) -> web.Response:
+        return web.Response(
+            status=204,
+            headers={
+                "Allow": methods,
+                "Accept-Post": SDP,
+                "Access-Control-Allow-Methods": methods,
+                "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+                "Access-Control-Max-Age": "86400",
+            },
+        )
+
+    return options
+
+
+whip_options = _preflight("OPTIONS, POST")
+whep_options = _preflight("OPTIONS, POST")
+session_options = _preflight("OPTIONS, DELETE")
+
+
+async def _offer(request: web.Request) -> str:
+    if request.content_type.split(";")[0].strip().lower() != SDP:
+        raise Problem(
+            415,
+            f"send the SDP offer as {SDP} (got {request.content_type or 'nothing'})",
+            headers={"Accept-Post": SDP},
+        )
+    raw = await read_limited(request, MAX_SDP_BYTES)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Problem(400, "the SDP offer is not UTF-8") from None
+
+
+async def _live_show(request: web.Request, doing: str) -> str:
+    show_id: uuid.UUID = request[PATH]["show_id"]
+    record = await shows.access_show(request.app[DATABASE], show_id)
+    if record.state is not ShowState.LIVE:
+        raise Problem(409, f"cannot {doing} a show that is {record.state.value}; it must be live")
+    return str(show_id)
+
+
+def _problem(error: MediaError) -> Problem:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}
+    return Problem(error.status, error.message, headers=headers)
+
+
+def _created(session: Session, answer: str, base: str) -> web.Response:
+    return web.Response(
+        status=201,
+        body=answer.encode(),
+        headers={
+            "Content-Type": SDP,
+            "Location": f"{base}/{session.show_id}/{session.id}",
+            "ETag": f'"{session.id}"',
+        },
+    )
+
+
+async def publish(request: web.Request) -> web.Response:
+    offer = await _offer(request)
+    show_id = await _live_show(request, "publish to")
+    try:
+        session, answer = await request.app[MEDIA].publish(show_id, offer)
+    except MediaError as exc:
+        raise _problem(exc) from None
+    return _created(session, answer, "/whip")
+
+
+async def watch(request: web.Request) -> web.Response:
+    offer = await _offer(request)
+    show_id = await _live_show(request, "watch")
+    try:
+        session, answer = await request.app[MEDIA].watch(show_id, offer)
+    except MediaError as exc:
+        raise _problem(exc) from None
+    return _created(session, answer, "/whep")
+
+
+def _hang_up(role: Role) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def delete(request: web.Request) -> web.Response:
+        hub = request.app[MEDIA]
+        session_id = request.match_info["session_id"]
+        session = hub.session(session_id, str(request[PATH]["show_id"]), role)
+        if session is None:
+            raise Problem(404, "no such session (it ended, or was never here)", kind="not-found")
+        await hub.hang_up(session)
+        return web.Response(status=200)
+
+    delete.__name__ = f"end_{role.value}_session"
+    return delete
+
+
+end_publish = _hang_up(Role.PUBLISHER)
+end_watch = _hang_up(Role.VIEWER)
+
+
+def stream_report(report: StreamReport) -> dict[str, object]:
+    health = report.health
+    return {
+        "status": report.status.value,
+        "video_codec": report.video_codec,
+        "audio_codec": report.audio_codec,
+        "bitrate_kbps": health.bitrate_kbps,
+        "frame_rate": health.frame_rate,
+        "width": health.width,
+        "height": health.height,
+        "keyframe_interval_s": health.keyframe_interval_s,
+        "viewers": report.viewers,
+        "publishing_since": views.when(report.publishing_since),
+        "keyframe_requests": report.keyframe_requests,
+        "recording_bytes": report.recording_bytes,
+    }
+
+
+async def get_stream(request: web.Request) -> web.Response:
+    show_id: uuid.UUID = request[PATH]["show_id"]
+    await shows.access_show(request.app[DATABASE], show_id)  # 404 for an unknown show
+    return views.reply(stream_report(request.app[MEDIA].report(str(show_id))))
+
+
+async def register_recording(
+    app: web.Application, show_id: str, recording: Recording
+) -> recordings.RecordingRecord:
+    data_dir = app[SETTINGS].data_dir
+    try:
+        path = recording.path.relative_to(data_dir)
+    except ValueError:
+        path = recording.path
+    return await recordings.do_register_recording(
+        app[DATABASE],
+        uuid.UUID(show_id),
+        recordings.NewRecording(
+            path=str(path),
+            container=recording.container,
+            video_codec=recording.video_codec,
+            audio_codec=recording.audio_codec,
+            width=recording.width,
+            height=recording.height,
+            duration_ms=recording.duration_ms,
+            bytes=recording.bytes,
+        ),
+    )
+
+
+async def finish_broadcast(app: web.Application, show_id: str) -> None:
+    """The show ended: hang up every peer, finish the recording and register it."""
+    recording = await app[MEDIA].end(show_id)
+    if recording is not None:
+        await register_recording(app, show_id, recording)
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    show_id: uuid.UUID = request[PATH]["show_id"]
+    await shows.access_show(request.app[DATABASE], show_id)
+    records = await recordings.list_recordings(request.app[DATABASE], show_id)
+    return views.reply(
+        {
+            "items": [
+                {
+                    "id": str(r.id),
+                    "path": r.path,
+                    "container": r.container,
+                    "video_codec": r.video_codec,
+                    "audio_codec": r.audio_codec,
+                    "width": r.width,
+                    "height": r.height,
+                    "duration_ms": r.duration_ms,
+                    "bytes": r.bytes,
+                    "created_at": views.when(r.created_at),
+                }
+                for r in records
+            ]
+        }
+    )
+
+
+class StreamCollector(Collector):
+    """Stream health of every show this process relays, read at scrape time."""
+
+    def __init__(self, hub: MediaHub) -> None:
+        self.hub = hub
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauges = {
+            "bitrate": GaugeMetricFamily(
+                "showroom_stream_bitrate_kbps", "Host's incoming bitrate.", labels=["show"]
+            ),
+            "fps": GaugeMetricFamily(
+                "showroom_stream_frame_rate", "Host's video frames per second.", labels=["show"]
+            ),
+            "width": GaugeMetricFamily(
+                "showroom_stream_width_pixels", "Picture width.", labels=["show"]
+            ),
+            "height": GaugeMetricFamily(
+                "showroom_stream_height_pixels", "Picture height.", labels=["show"]
+            ),
+            "gop": GaugeMetricFamily(
+                "showroom_stream_keyframe_interval_seconds",
+                "Seconds between the host's keyframes.",
+                labels=["show"],
+            ),
+            "viewers": GaugeMetricFamily(
+                "showroom_stream_viewers", "WebRTC (WHEP) viewers on this process.", labels=["show"]
+            ),
+            "publishing": GaugeMetricFamily(
+                "showroom_stream_publishing",
+                "1 while the host's media arrives, 0 while idle, stopped or reconnecting.",
+                labels=["show"],
+            ),
+        }
+        for show_id in list(self.hub.broadcasts):
+            report = self.hub.report(show_id)
+            health = report.health
+            gauges["bitrate"].add_metric([show_id], health.bitrate_kbps)
+            gauges["fps"].add_metric([show_id], health.frame_rate)
+            gauges["width"].add_metric([show_id], health.width or 0)
+            gauges["height"].add_metric([show_id], health.height or 0)
+            gauges["gop"].add_metric([show_id], health.keyframe_interval_s or 0)
+            gauges["viewers"].add_metric([show_id], report.viewers)
+            gauges["publishing"].add_metric(
+                [show_id], 1 if report.status is StreamStatus.PUBLISHING else 0
+            )
+        counts = self.hub.counts()
+        sessions = GaugeMetricFamily(
+            "showroom_media_sessions", "Open WHIP and WHEP sessions on this process."
+        )
+        sessions.add_metric([], counts["sessions"])
+        yield from gauges.values()
+        yield sessions
