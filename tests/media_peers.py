@@ -15,7 +15,12 @@ import aiohttp
 import av
 import imageio_ffmpeg
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import (
+    AudioStreamTrack,
+    MediaStreamError,
+    MediaStreamTrack,
+    VideoStreamTrack,
+)
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -80,11 +85,11 @@ async def ffmpeg_publisher(url: str, token: str, **options: Any) -> AsyncIterato
                 await process.wait()
 
 
-async def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
         await asyncio.sleep(0.05)
 
 
@@ -95,6 +100,7 @@ class Viewer:
     pc: RTCPeerConnection
     location: str | None = None
     video_frames: list[av.VideoFrame] = field(default_factory=list)
+    wall_times: list[float] = field(default_factory=list)  # time.time() of each kept frame
     audio_frames: int = 0
     frame_times: list[float] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -106,6 +112,7 @@ class Viewer:
                 if isinstance(frame, av.VideoFrame):
                     if len(self.video_frames) < 300:
                         self.video_frames.append(frame)
+                        self.wall_times.append(time.time())
                     self.frame_times.append(time.monotonic())
                 else:
                     self.audio_frames += 1
@@ -122,10 +129,16 @@ class Viewer:
                 await task
 
 
-async def whep_offer(kinds: tuple[str, ...] = ("video", "audio")) -> RTCPeerConnection:
+async def whep_offer(
+    kinds: tuple[str, ...] = ("video", "audio"), direction: str = "recvonly"
+) -> RTCPeerConnection:
     pc = RTCPeerConnection()
     for kind in kinds:
-        pc.addTransceiver(kind, direction="recvonly")
+        if direction == "sendonly":
+            track = VideoStreamTrack() if kind == "video" else AudioStreamTrack()
+            pc.addTransceiver(track, direction="sendonly")
+        else:
+            pc.addTransceiver(kind, direction=direction)
     await pc.setLocalDescription(await pc.createOffer())
     return pc
 
@@ -153,3 +166,110 @@ async def watch(
     viewer.location = base_url + location
     await pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
     return viewer
+
+
+# --- an aiortc publisher whose frames carry the time they were made ----------------------
+
+BARCODE_BITS = 40  # milliseconds since the epoch, modulo 2**40 (about 34 years)
+BLOCK = 16  # each bit is a 16x16 block: big enough to survive VP8 at a modest bitrate
+WIDTH, HEIGHT = 320, 240
+_PER_ROW = WIDTH // BLOCK
+
+
+def barcode_frame(millis: int, tick: int) -> av.VideoFrame:
+    """A 320x240 frame: the top rows encode `millis` as black and white blocks, below them a
+    bar moves so the encoder always has something to send."""
+    frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+    luma = frame.planes[0]
+    stride = luma.line_size
+    rows = bytearray(b"\x80" * stride * HEIGHT)
+    for bit in range(BARCODE_BITS):
+        on = (millis >> (BARCODE_BITS - 1 - bit)) & 1
+        value = 235 if on else 16
+        bx, by = (bit % _PER_ROW) * BLOCK, (bit // _PER_ROW) * BLOCK
+        for y in range(by, by + BLOCK):
+            start = y * stride + bx
+            rows[start : start + BLOCK] = bytes([value]) * BLOCK
+    bar = (tick * 4) % WIDTH
+    for y in range(120, 200):
+        start, width = y * stride + bar, min(8, WIDTH - bar)
+        rows[start : start + width] = b"\xff" * width
+    luma.update(bytes(rows))
+    for plane in frame.planes[1:]:
+        plane.update(b"\x80" * plane.buffer_size)
+    return frame
+
+
+def read_barcode(frame: av.VideoFrame) -> int:
+    luma = frame.planes[0]
+    stride = luma.line_size
+    data = bytes(luma)
+    value = 0
+    for bit in range(BARCODE_BITS):
+        bx, by = (bit % _PER_ROW) * BLOCK, (bit // _PER_ROW) * BLOCK
+        # The middle of the block: edges blur.
+        samples = [
+            data[y * stride + x] for y in range(by + 5, by + 11) for x in range(bx + 5, bx + 11)
+        ]
+        value = value << 1 | (1 if sum(samples) / len(samples) > 128 else 0)
+    return value
+
+
+class BarcodeTrack(VideoStreamTrack):
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ticks = 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = barcode_frame(int(time.time() * 1000) % (1 << BARCODE_BITS), self.ticks)
+        self.ticks += 1
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+@dataclass
+class BarcodePublisher:
+    """aiortc publishing VP8 over WHIP (and silence over Opus, unless video only)."""
+
+    pc: RTCPeerConnection
+    location: str | None = None
+    auth: str = ""
+
+    @classmethod
+    async def start(
+        cls,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        show_id: str,
+        token: str,
+        *,
+        audio: bool = True,
+    ) -> BarcodePublisher:
+        pc = RTCPeerConnection()
+        pc.addTransceiver(BarcodeTrack(), direction="sendonly")
+        if audio:
+            pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        async with session.post(
+            f"{base_url}/whip/{show_id}",
+            data=pc.localDescription.sdp,
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+        ) as response:
+            body = await response.text()
+            if response.status != 201:
+                await pc.close()
+                raise AssertionError(f"WHIP answered {response.status}: {body}")
+            location = base_url + response.headers["Location"]
+        await pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
+        return cls(pc, location, f"Bearer {token}")
+
+    async def close(self, session: aiohttp.ClientSession | None = None) -> None:
+        if session is not None and self.location is not None:
+            async with session.delete(
+                self.location, headers={"Authorization": self.auth}
+            ) as response:
+                assert response.status == 200, await response.text()
+        await self.pc.close()

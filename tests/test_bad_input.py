@@ -272,7 +272,13 @@ async def world(db: Database) -> dict[str, str]:
         default_currency="HKD",
     )
     key, admin = await identity.do_create_api_key(db, role=Role.ADMIN, name="walker")
-    return {"sku": product.sku, "show_id": str(show.id), "key_id": str(key.id), "admin": admin}
+    return {
+        "sku": product.sku,
+        "show_id": str(show.id),
+        "key_id": str(key.id),
+        "admin": admin,
+        "session_id": "no-such-session",  # WHIP/WHEP sessions live in memory, not the database
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,18 @@
-// Studio page: the host opens their show, previews camera and microphone, goes live and ends.
+// Studio page: the host opens their show, previews camera and microphone, goes live,
+// broadcasts over WHIP, watches the stream's health and ends the show.
 import { api, formatTime, showError, showIdFromPath, storedToken } from "/web/common.js";
+import { publish } from "/web/media.js";
 
 const $ = (id) => document.getElementById(id);
 const showId = showIdFromPath();
 const token = storedToken("showroom.host", $("token"));
 const errorBox = $("error");
 let stream = null;
+let show = null;
+let broadcast = null;
 
-function render(show) {
+function render(loaded) {
+  show = loaded;
   document.title = `${show.title} · Studio`;
   $("show-title").textContent = show.title;
   $("show-state").textContent = show.state;
@@ -15,6 +20,49 @@ function render(show) {
   $("when").textContent = `Scheduled ${formatTime(show.scheduled_start, show.locale)}${show.host_name ? ` · host ${show.host_name}` : ""}`;
   $("start").disabled = show.state !== "scheduled";
   $("end").disabled = show.state !== "live";
+  renderBroadcast();
+}
+
+function renderBroadcast() {
+  $("broadcast").disabled = !(show?.state === "live" && stream && !broadcast);
+  $("stop").disabled = !broadcast;
+}
+
+const STATUS = {
+  idle: "Not broadcasting yet",
+  publishing: "Broadcasting",
+  host_reconnecting: "Connection lost: reconnecting…",
+  stopped: "Broadcast stopped",
+};
+
+async function pollHealth() {
+  if (show?.state !== "live") return;
+  const h = await api(`/api/v1/shows/${showId}/stream`);
+  const size = h.width ? ` · ${h.width}×${h.height}` : "";
+  const codec = h.video_codec ? ` · ${h.video_codec}` : "";
+  $("health").textContent = h.status === "publishing"
+    ? `${STATUS.publishing}${codec}${size} · ${Math.round(h.bitrate_kbps)} kb/s · ${h.frame_rate} fps · ${h.viewers} watching`
+    : STATUS[h.status];
+  $("health").dataset.status = h.status;
+}
+
+async function startBroadcast() {
+  broadcast = await publish(showId, stream, token());
+  broadcast.pc.addEventListener("connectionstatechange", () => {
+    // The network dropped: publish again (the server takes the new session over the stale one).
+    if (broadcast && broadcast.pc.connectionState === "failed") {
+      broadcast = null;
+      setTimeout(() => run(startBroadcast), 1000);
+    }
+  });
+  renderBroadcast();
+}
+
+async function stopBroadcast() {
+  const current = broadcast;
+  broadcast = null;
+  renderBroadcast();
+  await current?.stop();
 }
 
 async function run(work) {
@@ -51,12 +99,24 @@ async function preview() {
     audio: microphone ? { deviceId: { exact: microphone } } : true,
   });
   $("video").srcObject = stream;
+  // Switching camera or microphone mid-broadcast: viewers get the new one, no renegotiation.
+  for (const sender of broadcast?.pc.getSenders() ?? []) {
+    const next = stream.getTracks().find((t) => t.kind === sender.track?.kind);
+    if (next) await sender.replaceTrack(next);
+  }
+  renderBroadcast();
   await listDevices(); // labels appear once permission is granted
 }
 
 $("load").addEventListener("click", load);
 $("start").addEventListener("click", () => act("start"));
-$("end").addEventListener("click", () => act("end"));
+$("end").addEventListener("click", async () => {
+  await stopBroadcast();
+  await act("end");
+});
+$("broadcast").addEventListener("click", () => run(startBroadcast));
+$("stop").addEventListener("click", () => run(stopBroadcast));
+setInterval(() => pollHealth().catch(() => {}), 2000);
 $("preview").addEventListener("click", () => run(preview));
 $("camera").addEventListener("change", () => stream && run(preview));
 $("microphone").addEventListener("change", () => stream && run(preview));

@@ -50,6 +50,7 @@ class Operation:
     raw_body: Mapping[str, Schema] | None = None  # media types of a non-JSON body (uploads)
     response_type: str = "application/json"
     description: str = ""
+    empty: bool = False  # success answers carry no body (WHIP/WHEP DELETE answers 200 empty)
 
 
 # Path parameters by name; their schemas are shared by every route that uses them.
@@ -342,7 +343,7 @@ def openapi_document(operations: list[Operation], *, server_url: str) -> dict[st
             if schema is not None:
                 media = "application/problem+json" if schema == "Problem" else op.response_type
                 entry["content"] = {media: {"schema": ref(schema)}}
-            elif status < 300 and status != 204:
+            elif status < 300 and status != 204 and not op.empty:
                 plain = (
                     {"type": "object"}
                     if op.response_type == "application/json"

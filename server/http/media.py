@@ -46,6 +46,7 @@ async def cors_for_media(
 
 def _preflight(methods: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def options(request: web.Request) -> web.Response:
+        await _target(request)
         return web.Response(
             status=204,
             headers={
@@ -60,31 +61,42 @@ def _preflight(methods: str) -> Callable[[web.Request], Awaitable[web.Response]]
     return options
 
 
+async def _target(request: web.Request) -> None:
+    """404 for an unknown show or session, as the POST or DELETE itself would answer."""
+    show_id: uuid.UUID = request[PATH]["show_id"]
+    await shows.access_show(request.app[DATABASE], show_id)
+    session_id = request.match_info.get("session_id")
+    if session_id is not None and request.app[MEDIA].sessions.get(session_id) is None:
+        raise Problem(404, "no such session (it ended, or was never here)", kind="not-found")
+
+
 whip_options = _preflight("OPTIONS, POST")
 whep_options = _preflight("OPTIONS, POST")
 session_options = _preflight("OPTIONS, DELETE")
 
 
 async def _offer(request: web.Request) -> str:
+    raw = await read_limited(request, MAX_SDP_BYTES)
     if request.content_type.split(";")[0].strip().lower() != SDP:
         raise Problem(
             415,
             f"send the SDP offer as {SDP} (got {request.content_type or 'nothing'})",
             headers={"Accept-Post": SDP},
         )
-    raw = await read_limited(request, MAX_SDP_BYTES)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise Problem(400, "the SDP offer is not UTF-8") from None
 
 
-async def _live_show(request: web.Request, doing: str) -> str:
+async def _live_show(request: web.Request, doing: str) -> tuple[str, str]:
+    """The show (404 first), the offer (413, 415), then whether the show is live (409)."""
     show_id: uuid.UUID = request[PATH]["show_id"]
     record = await shows.access_show(request.app[DATABASE], show_id)
+    offer = await _offer(request)
     if record.state is not ShowState.LIVE:
         raise Problem(409, f"cannot {doing} a show that is {record.state.value}; it must be live")
-    return str(show_id)
+    return str(show_id), offer
 
 
 def _problem(error: MediaError) -> Problem:
@@ -105,8 +117,7 @@ def _created(session: Session, answer: str, base: str) -> web.Response:
 
 
 async def publish(request: web.Request) -> web.Response:
-    offer = await _offer(request)
-    show_id = await _live_show(request, "publish to")
+    show_id, offer = await _live_show(request, "publish to")
     try:
         session, answer = await request.app[MEDIA].publish(show_id, offer)
     except MediaError as exc:
@@ -115,8 +126,7 @@ async def publish(request: web.Request) -> web.Response:
 
 
 async def watch(request: web.Request) -> web.Response:
-    offer = await _offer(request)
-    show_id = await _live_show(request, "watch")
+    show_id, offer = await _live_show(request, "watch")
     try:
         session, answer = await request.app[MEDIA].watch(show_id, offer)
     except MediaError as exc:
@@ -127,8 +137,9 @@ async def watch(request: web.Request) -> web.Response:
 def _hang_up(role: Role) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def delete(request: web.Request) -> web.Response:
         hub = request.app[MEDIA]
-        session_id = request.match_info["session_id"]
-        session = hub.session(session_id, str(request[PATH]["show_id"]), role)
+        show_id: uuid.UUID = request[PATH]["show_id"]
+        await shows.access_show(request.app[DATABASE], show_id)
+        session = hub.session(request[PATH]["session_id"], str(show_id), role)
         if session is None:
             raise Problem(404, "no such session (it ended, or was never here)", kind="not-found")
         await hub.hang_up(session)

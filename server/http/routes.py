@@ -270,6 +270,7 @@ OPERATIONS: list[Operation] = [
         {200: ("Ended; the show stays live and reports stopped", None)},
         roles=STAFF,
         host_scoped=True,
+        empty=True,
     ),
     Operation(
         "OPTIONS",
@@ -313,6 +314,7 @@ OPERATIONS: list[Operation] = [
         "Stop watching (WHEP)",
         "media",
         {200: ("Ended", None)},
+        empty=True,
     ),
     Operation(
         "OPTIONS",

@@ -1,0 +1,125 @@
+"""The studio and watch pages in headless Chromium: the host publishes a (fake) camera over
+WHIP from the studio page, a viewer's watch page plays it over WHEP."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from server.app import create_app
+from server.config import Settings
+from server.keys import OPENAPI
+from server.store.db import Database
+from server.store.migrate import upgrade
+from tests.conftest import Api, create_show, host_token, unavailable
+
+CHROMIUM = "/usr/bin/chromium"
+FAKE_MEDIA = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('browser') / 'showroom.db'}"
+    upgrade(url)
+    yield url
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if shutil.which(CHROMIUM) is None:
+        unavailable(f"Chromium is not installed at {CHROMIUM} (Debian package chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=FAKE_MEDIA)
+        yield instance
+        await instance.close()
+
+
+@pytest.fixture
+async def server(
+    db: Database, settings: Settings, aiohttp_client: Any
+) -> AsyncIterator[tuple[str, Api]]:
+    app = create_app(replace(settings, public_url="http://127.0.0.1"))
+    client = await aiohttp_client(app)
+    yield str(client.make_url("")).rstrip("/"), Api(client, app[OPENAPI])
+
+
+async def until(check: Any, seconds: float, what: str) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def test_studio_publishes_and_the_watch_page_plays(
+    browser: Any, server: tuple[str, Api], db: Database, admin: str
+) -> None:
+    base, api = server
+    show = await create_show(api, admin, title="Browser live")
+    token = await host_token(db, show["id"])
+    errors: list[str] = []
+
+    studio = await browser.new_page()
+    studio.on("pageerror", lambda e: errors.append(f"studio: {e}"))
+    await studio.goto(f"{base}/studio/{show['id']}")
+    await studio.fill("#token", token)
+    await studio.click("#load")
+    await studio.click("#preview")
+    await studio.wait_for_function("document.getElementById('video').videoWidth > 0")
+    await studio.click("#start")  # go live
+    await studio.wait_for_function("!document.getElementById('broadcast').disabled")
+    await studio.click("#broadcast")
+
+    async def publishing() -> dict[str, Any] | None:
+        report = (await api.call("GET", f"/api/v1/shows/{show['id']}/stream")).body
+        return report if report["status"] == "publishing" and report["width"] else None
+
+    report = await until(publishing, 20, "the studio's broadcast to arrive")
+    assert report["video_codec"] in ("VP8", "H264") and report["audio_codec"] == "opus"
+    print(f"Chromium published {report['video_codec']} {report['width']}x{report['height']}")
+
+    watch = await browser.new_page()
+    watch.on("pageerror", lambda e: errors.append(f"watch: {e}"))
+    await watch.goto(f"{base}/watch/{show['id']}")
+    await watch.wait_for_function(
+        "document.getElementById('player').videoWidth > 0", timeout=20_000
+    )
+    first = await watch.evaluate("document.getElementById('player').currentTime")
+    await watch.wait_for_function(
+        f"document.getElementById('player').currentTime > {first} + 1", timeout=10_000
+    )
+    size = await watch.evaluate(
+        "[document.getElementById('player').videoWidth, document.getElementById('player').videoHeight]"
+    )
+    assert size[0] > 0 and size[1] > 0
+    assert (await api.call("GET", f"/api/v1/shows/{show['id']}/stream")).body["viewers"] == 1
+    # The studio shows the stream's health once it polls.
+    await studio.wait_for_function(
+        "document.getElementById('health').dataset.status === 'publishing'", timeout=10_000
+    )
+    assert "watching" in await studio.inner_text("#health")
+    assert errors == []
+
+    # Ending the show from the studio hangs up and registers the recording.
+    await studio.click("#end")
+    await studio.wait_for_function("document.getElementById('show-state').textContent === 'ended'")
+    recordings = await api.call("GET", f"/api/v1/shows/{show['id']}/recordings", auth=token)
+    [recording] = recordings.body["items"]
+    assert recording["duration_ms"] > 1000 and recording["width"] == report["width"]
+    await watch.close()
+    await studio.close()
