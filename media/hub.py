@@ -107,6 +107,7 @@ class Session:
     created: float = field(default_factory=time.monotonic)
     connected: bool = False
     tracks: list[RelayTrack] = field(default_factory=list)
+    last_heard: float = field(default_factory=time.monotonic)  # RTCP or media from the peer
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +198,18 @@ def _keep_only(transceiver: RTCRtpTransceiver, chosen: RTCRtpCodecParameters) ->
     transceiver._codecs = [main, *rtx]
 
 
+def _note_rtcp(sender: Any, session: Session) -> None:
+    """Each RTCP packet from a viewer (receiver reports, about one a second) shows it is
+    still there."""
+    handle = sender._handle_rtcp_packet
+
+    async def heard(packet: Any) -> None:
+        session.last_heard = time.monotonic()
+        await handle(packet)
+
+    sender._handle_rtcp_packet = heard
+
+
 class MediaHub:
     def __init__(
         self,
@@ -206,12 +219,16 @@ class MediaHub:
         on_status: Callable[[str, StreamStatus], None] | None = None,
         connect_timeout: float = 30.0,
         stall_after: float = 2.0,
+        silence_timeout: float = 10.0,
     ) -> None:
         self.recordings_dir = recordings_dir
         self.ice_servers = ice_servers
         self.on_status = on_status
         self.connect_timeout = connect_timeout
         self.stall_after = stall_after
+        # A connected peer heard from neither RTCP nor media for this long has vanished (ICE
+        # consent alone would take about 30 s to notice).
+        self.silence_timeout = silence_timeout
         self.broadcasts: dict[str, Broadcast] = {}
         self.statuses: dict[str, StreamStatus] = {}
         self.publishers: dict[str, Session] = {}  # show id -> the current publisher
@@ -329,6 +346,7 @@ class MediaHub:
                 pc.addTrack(track)
                 _keep_only(transceiver, chosen[transceiver.kind])
                 forward_keyframe_requests(transceiver.sender, broadcast.want_keyframe)
+                _note_rtcp(transceiver.sender, session)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except MediaError:
@@ -354,6 +372,7 @@ class MediaHub:
             state = session.pc.connectionState
             if state == "connected":
                 session.connected = True
+                session.last_heard = time.monotonic()
             elif state in ("failed", "closed") and session.id in self.sessions:
                 # The peer vanished (ICE consent or DTLS failed): clean up, and if it was the
                 # host, viewers stay and wait for the host to come back.
@@ -461,7 +480,13 @@ class MediaHub:
             elif self.statuses.get(show_id) is StreamStatus.PUBLISHING:
                 self._set_status(show_id, StreamStatus.HOST_RECONNECTING)
         for session in list(self.sessions.values()):
-            if not session.connected and now - session.created > self.connect_timeout:
+            if session.role is Role.PUBLISHER:
+                feed = self.broadcasts.get(session.show_id)
+                if feed is not None and feed.last_media:
+                    session.last_heard = max(session.last_heard, feed.last_media)
+            never_connected = not session.connected and now - session.created > self.connect_timeout
+            silent = session.connected and now - session.last_heard > self.silence_timeout
+            if never_connected or silent:
                 if session.role is Role.PUBLISHER:
                     self._set_status(session.show_id, StreamStatus.HOST_RECONNECTING)
                 self._close_soon(session)

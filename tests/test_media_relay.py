@@ -8,9 +8,11 @@ import asyncio
 import os
 import signal
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -287,4 +289,52 @@ async def test_a_peer_that_never_connects_is_dropped(server: Any, db: Database, 
         # media_connect_timeout is 3 s in these tests.
         await wait_for(lambda: app[MEDIA].counts()["sessions"] == 1, 10, "the session to drop")
         assert (await stream(api, show_id))["viewers"] == 0
+        await publisher.close(http)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+VANISHING_VIEWER = """
+import asyncio, sys
+import aiohttp
+from tests.media_peers import wait_for, watch
+
+async def main():
+    async with aiohttp.ClientSession() as http:
+        viewer = await watch(http, sys.argv[1], sys.argv[2], kinds=("video",))
+        await wait_for(lambda: len(viewer.video_frames) >= 5, 10, "frames")
+        print("watching", flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_viewer_that_vanishes_is_cleaned_up(server: Any, db: Database, admin: str) -> None:
+    base, api, app = server
+    hub = app[MEDIA]
+    hub.silence_timeout = 3.0  # 10 s in production
+    show_id, token = await live_show(api, db, admin)
+    async with aiohttp.ClientSession() as http:
+        publisher = await BarcodePublisher.start(http, base, show_id, token, audio=False)
+        await until_status(api, show_id, "publishing")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            VANISHING_VIEWER,
+            base,
+            show_id,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        assert line.strip() == b"watching"
+        assert (await stream(api, show_id))["viewers"] == 1
+        process.kill()  # no DELETE, no DTLS close: the peer is simply gone
+        await process.wait()
+        vanished = time.monotonic()
+        await wait_for(lambda: hub.counts()["sessions"] == 1, 15, "the vanished viewer to go")
+        print(f"vanished viewer dropped after {time.monotonic() - vanished:.1f} s")
+        assert (await stream(api, show_id))["viewers"] == 0
+        assert hub.counts()["tracks"] == 0
         await publisher.close(http)
