@@ -29,6 +29,7 @@ from media.relay import (
     RelayTrack,
     forward_keyframe_requests,
     request_keyframe,
+    send_prepacked,
     tap_receiver,
 )
 
@@ -346,6 +347,7 @@ class MediaHub:
                 pc.addTrack(track)
                 _keep_only(transceiver, chosen[transceiver.kind])
                 forward_keyframe_requests(transceiver.sender, broadcast.want_keyframe)
+                send_prepacked(transceiver.sender)
                 _note_rtcp(transceiver.sender, session)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)

@@ -62,20 +62,18 @@ class Recorder:
         self._height: int | None = None
         self.failed: str | None = None
 
-    def write(self, kind: str, packet: av.Packet, info: FrameInfo) -> None:
+    def write(self, kind: str, data: bytes, pts: int, clock_rate: int, info: FrameInfo) -> None:
         if self.failed is not None:
             return
         try:
-            self._write(kind, packet, info)
+            self._write(kind, data, pts / clock_rate, info)
         except (OSError, av.FFmpegError) as exc:
             # A full disk or a muxer error stops the recording, never the broadcast.
             self.failed = str(exc)
             log.error("recording %s stopped: %s", self.path, exc)
             self._close_quietly()
 
-    def _write(self, kind: str, packet: av.Packet, info: FrameInfo) -> None:
-        assert packet.pts is not None and packet.time_base is not None
-        seconds = float(packet.pts * packet.time_base)
+    def _write(self, kind: str, data: bytes, seconds: float, info: FrameInfo) -> None:
         if self._container is None:
             starts = (kind == "video" and info.keyframe and info.width) or (
                 kind == "audio" and self._video_codec is None
@@ -94,13 +92,13 @@ class Recorder:
         if pts <= self._last_pts.get(kind, -1):
             pts = self._last_pts[kind] + 1
         self._last_pts[kind] = pts
-        copy = av.Packet(bytes(packet))
-        copy.stream = stream
-        copy.pts = copy.dts = pts
-        copy.time_base = tb
+        packet = av.Packet(data)
+        packet.stream = stream
+        packet.pts = packet.dts = pts
+        packet.time_base = tb
         if kind == "video" and info.keyframe:
-            copy.is_keyframe = True
-        self._container.mux(copy)  # type: ignore[union-attr]
+            packet.is_keyframe = True
+        self._container.mux(packet)  # type: ignore[union-attr]
         self._end = max(self._end, seconds - self._origin)
 
     def _open(self, info: FrameInfo) -> None:

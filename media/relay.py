@@ -1,6 +1,6 @@
 """The encoded-frame relay: the host's frames, taken from aiortc's receiver before they are
-decoded, handed as they are to every viewer's sender (which packetizes `av.Packet`s without
-encoding) and to the recorder. Nothing here decodes or encodes.
+decoded, cut into RTP payloads once and handed to every viewer's sender, and to the
+recorder. Nothing here decodes or encodes, and no viewer repeats the packetizing.
 
 One `Broadcast` per live show holds a timeline that outlives any one publisher: when the
 host drops and publishes again, timestamps carry on from where they were, so viewers'
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import logging
 import queue
 import time
@@ -19,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import av
 from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
@@ -78,8 +78,38 @@ async def request_keyframe(receiver: RTCRtpReceiver) -> None:
 # --- viewers ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class RelayFrame:
+    """One host frame as every viewer sends it: its RTP payloads (cut once) and its RTP
+    timestamp on the broadcast's timeline. Each viewer's sender only adds its own headers."""
+
+    payloads: list[bytes]
+    timestamp: int
+
+
+def packetize(codec_name: str, data: bytes, picture_id: int) -> list[bytes]:
+    """RTP payloads for one encoded frame, exactly as aiortc's own packer cuts them."""
+    if codec_name == "VP8":
+        return Vp8Encoder._packetize(data, picture_id)
+    if codec_name == "H264":
+        return H264Encoder._packetize(H264Encoder._split_bitstream(data))
+    return [data]  # Opus: one frame, one packet
+
+
+class _Prepacked:
+    """Stands in for a viewer sender's encoder: frames arrive already packetized."""
+
+    def pack(self, frame: RelayFrame) -> tuple[list[bytes], int]:
+        return frame.payloads, frame.timestamp
+
+
+def send_prepacked(sender: RTCRtpSender) -> None:
+    """Make `sender` send RelayFrames as they are (set before its first frame)."""
+    sender._RTCRtpSender__encoder = _Prepacked()  # type: ignore[attr-defined]
+
+
 class RelayTrack(MediaStreamTrack):
-    """A viewer's track: pre-encoded packets from the broadcast, bounded. A viewer that
+    """A viewer's track: packetized frames from the broadcast, bounded. A viewer that
     falls too far behind drops what waits and resumes at the next keyframe (video), so a
     slow peer costs a skip, never the server's memory."""
 
@@ -87,14 +117,14 @@ class RelayTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
         self._limit = VIDEO_QUEUE if kind == "video" else AUDIO_QUEUE
-        self._queue: deque[av.Packet] = deque()
+        self._queue: deque[RelayFrame] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._want_keyframe = on_keyframe_wanted
         self.waiting_for_keyframe = kind == "video"
         self.frames_sent = 0
         self.skips = 0
 
-    def push(self, packet: av.Packet, keyframe: bool) -> None:
+    def push(self, frame: RelayFrame, keyframe: bool) -> None:
         if self.readyState != "live":
             return
         if self.waiting_for_keyframe:
@@ -109,11 +139,11 @@ class RelayTrack(MediaStreamTrack):
                 self.waiting_for_keyframe = True
                 self._want_keyframe()
                 return
-        self._queue.append(packet)
+        self._queue.append(frame)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> RelayFrame:  # type: ignore[override]
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -185,8 +215,9 @@ class Broadcast:
     keyframe_source: Callable[[], Any] | None = None
     last_keyframe_request: float = 0.0
     keyframe_requests: int = 0
-    # Called with each relayed frame (the recorder).
-    sinks: list[Callable[[str, av.Packet, FrameInfo], None]] = field(default_factory=list)
+    # Called with each relayed frame (the recorder): kind, data, pts, clock rate, info.
+    sinks: list[Callable[[str, bytes, int, int, FrameInfo], None]] = field(default_factory=list)
+    picture_id: int = 0  # VP8 picture ids, continuous across publishers
     last_media: float = 0.0
     frames_in: int = 0
     # H.264 parameter sets, put in front of an IDR that arrives without them.
@@ -208,17 +239,19 @@ class Broadcast:
         timeline = self.timelines.get(kind)
         if timeline is None:
             timeline = self.timelines[kind] = _Timeline(codec.clockRate)
-        packet = av.Packet(data)
-        packet.pts = packet.dts = timeline.pts(rtp_timestamp, now - self.started)
-        packet.time_base = fractions.Fraction(1, codec.clockRate)
+        pts = timeline.pts(rtp_timestamp, now - self.started)
         self.last_media = now
         self.frames_in += 1
         self._measure(now, len(data), kind == "video", info)
-        for track in list(self.tracks):
-            if track.kind == kind:
-                track.push(packet, info.keyframe)
+        viewers = [track for track in self.tracks if track.kind == kind]
+        if viewers:
+            if codec.name == "VP8":
+                self.picture_id = (self.picture_id + 1) % (1 << 15)
+            frame = RelayFrame(packetize(codec.name, data, self.picture_id), pts)
+            for track in viewers:
+                track.push(frame, info.keyframe)
         for sink in self.sinks:
-            sink(kind, packet, info)
+            sink(kind, data, pts, codec.clockRate, info)
 
     def _inspect(self, codec: RTCRtpCodecParameters, data: bytes) -> FrameInfo:
         if codec.name == "VP8":
