@@ -36,6 +36,7 @@ from media.relay import (
 log = logging.getLogger(__name__)
 
 MAX_SDP_BYTES = 64 * 1024
+CONNECTING_GRACE = 5.0  # seconds a new publisher has to connect before another may replace it
 RELAYED = {"video": ("VP8", "H264"), "audio": ("opus",)}
 
 
@@ -237,10 +238,17 @@ class MediaHub:
         self.recorders: dict[str, Recorder] = {}
         self.publishing_since: dict[str, datetime] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        # Publishing and ending a show take turns: two WHIP offers at once (a double click,
+        # a retry) must not both become the publisher, nor a publish outlive the show's end.
+        self._turn = asyncio.Lock()
 
     # --- WHIP ------------------------------------------------------------------------------
 
     async def publish(self, show_id: str, sdp: str) -> tuple[Session, str]:
+        async with self._turn:
+            return await self._publish(show_id, sdp)
+
+    async def _publish(self, show_id: str, sdp: str) -> tuple[Session, str]:
         offer = parse_offer(sdp)
         broadcast = self.broadcasts.get(show_id)
         chosen: dict[str, RTCRtpCodecParameters] = {}
@@ -267,7 +275,10 @@ class MediaHub:
         if current is not None:
             if self.statuses.get(show_id) is StreamStatus.PUBLISHING:
                 raise MediaError(409, "this show already has a publisher")
-            # The host is back after a drop: the new connection replaces the stale one.
+            if not current.connected and time.monotonic() - current.created < CONNECTING_GRACE:
+                raise MediaError(409, "another publisher is connecting to this show")
+            # The host is back after a drop (or its last attempt never got going): the new
+            # connection replaces the stale one.
             await self._close(current)
 
         pc = RTCPeerConnection(self._configuration())
@@ -435,6 +446,10 @@ class MediaHub:
 
     async def end(self, show_id: str) -> Recording | None:
         """The show is over: every peer is closed and the recording finished."""
+        async with self._turn:
+            return await self._end(show_id)
+
+    async def _end(self, show_id: str) -> Recording | None:
         for session in [s for s in self.sessions.values() if s.show_id == show_id]:
             await self._close(session)
         broadcast = self.broadcasts.pop(show_id, None)

@@ -3,6 +3,7 @@ peer connection behind."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -192,3 +193,22 @@ async def test_whip_and_whep_answer_cors_preflights(api: Api, live: dict[str, An
         assert "Authorization" in answer.headers["Access-Control-Allow-Headers"]
         assert answer.headers["Accept-Post"] == "application/sdp"
         assert "Location" in answer.headers["Access-Control-Expose-Headers"]
+
+
+async def test_two_publishers_at_once_one_wins(api: Api, live: dict[str, Any]) -> None:
+    offers = [await offer_sdp(send=True), await offer_sdp(send=True)]
+    answers = await asyncio.gather(
+        *(
+            api.call("POST", f"/whip/{live['id']}", auth=live["host"], data=o, headers=SDP)
+            for o in offers
+        )
+    )
+    assert sorted(a.status for a in answers) == [201, 409], [a.text for a in answers]
+    loser = next(a for a in answers if a.status == 409)
+    assert "connecting" in loser.body["detail"]
+    assert media_hub(api).counts() == {
+        "sessions": 1,
+        "publishers": 1,
+        "broadcasts": 1,
+        "tracks": 0,
+    }
