@@ -142,6 +142,7 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
         connect_timeout=settings.media_connect_timeout,
     )
     app[MEDIA] = hub
+    app[LIVE].stream_status = lambda show_id: hub.statuses.get(show_id, StreamStatus.IDLE).value
     collector = StreamCollector(hub)
     app[METRICS].registry.register(collector)
     housekeeping = asyncio.create_task(hub.run(), name="media-housekeeping")

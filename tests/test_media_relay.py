@@ -180,6 +180,13 @@ async def test_host_drops_and_comes_back_while_viewers_stay(
             await first.wait()
         await until_status(api, show_id, "host_reconnecting")
         assert viewer.pc.connectionState == "connected"
+        show = await api.call("GET", f"/api/v1/shows/{show_id}", auth=token)
+        assert show.body["stream_status"] == "host_reconnecting" and show.body["state"] == "live"
+        late = LiveClient()
+        await late.connect(base + "/", token=viewer_token("late"))
+        joined = await late.call("join", {"show_id": show_id})
+        assert joined["snapshot"]["stream"] == "host_reconnecting"
+        await late.sio.disconnect()
         before = len(viewer.frame_times)
 
         async with ffmpeg_publisher(f"{base}/whip/{show_id}", token) as second:

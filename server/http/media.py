@@ -153,6 +153,10 @@ end_publish = _hang_up(Role.PUBLISHER)
 end_watch = _hang_up(Role.VIEWER)
 
 
+def stream_status(app: web.Application, show_id: uuid.UUID) -> str:
+    return app[MEDIA].statuses.get(str(show_id), StreamStatus.IDLE).value
+
+
 def stream_report(report: StreamReport) -> dict[str, object]:
     health = report.health
     return {

@@ -151,6 +151,7 @@ SCHEMAS: dict[str, Schema] = {
             "ended_at",
             "cancelled_at",
             "peak_viewers",
+            "stream_status",
             "links",
         ],
         "additionalProperties": False,
@@ -167,6 +168,13 @@ SCHEMAS: dict[str, Schema] = {
                 "type": "integer",
                 "minimum": 0,
                 "description": "Most members watching at once (two tabs are one viewer), across all server processes.",
+            },
+            "stream_status": {
+                "type": "string",
+                "enum": ["idle", "publishing", "host_reconnecting", "stopped"],
+                "description": "The host's video as relayed by the process answering: "
+                "host_reconnecting while the host's media has stopped without a hang-up "
+                "(see GET /api/v1/shows/{show_id}/stream).",
             },
             "links": {
                 "type": "object",

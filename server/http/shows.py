@@ -10,7 +10,7 @@ from aiohttp import web
 from server.domain.shows import ShowAction, ShowState
 from server.http import views
 from server.http.contract import BODY, PATH, PRINCIPAL, QUERY
-from server.http.media import finish_broadcast
+from server.http.media import finish_broadcast, stream_status
 from server.http.problems import Problem
 from server.keys import DATABASE, ROOMS, SETTINGS
 from server.realtime import payloads
@@ -35,7 +35,9 @@ def _fields(body: dict[str, Any]) -> dict[str, Any]:
 def _answer(request: web.Request, record: shows.ShowRecord, status: int = 200) -> web.Response:
     public_url = request.app[SETTINGS].public_url
     headers = {"Location": f"/api/v1/shows/{record.id}"} if status == 201 else None
-    return views.reply(views.show(record, public_url), status, headers)
+    return views.reply(
+        views.show(record, public_url, stream_status(request.app, record.id)), status, headers
+    )
 
 
 async def create_show(request: web.Request) -> web.Response:
@@ -65,7 +67,10 @@ async def list_shows(request: web.Request) -> web.Response:
     public_url = request.app[SETTINGS].public_url
     return views.reply(
         views.page(
-            [views.show(r, public_url) for r in records], total, query["limit"], query["offset"]
+            [views.show(r, public_url, stream_status(request.app, r.id)) for r in records],
+            total,
+            query["limit"],
+            query["offset"],
         )
     )
 

@@ -27,7 +27,7 @@ def money(value: Money | None) -> dict[str, Any] | None:
     )
 
 
-def show(record: ShowRecord, public_url: str) -> dict[str, Any]:
+def show(record: ShowRecord, public_url: str, stream_status: str = "idle") -> dict[str, Any]:
     return {
         "id": str(record.id),
         "title": record.title,
@@ -43,6 +43,7 @@ def show(record: ShowRecord, public_url: str) -> dict[str, Any]:
         "ended_at": when(record.ended_at),
         "cancelled_at": when(record.cancelled_at),
         "peak_viewers": record.peak_viewers,
+        "stream_status": stream_status,
         "links": {
             "watch": f"{public_url}/watch/{record.id}",
             "studio": f"{public_url}/studio/{record.id}",

@@ -87,6 +87,8 @@ class LiveNamespace(socketio.AsyncNamespace):
         self.posts = Grouped(self._post_chats)
         # One bucket per action, show and member, shared by the member's tabs and devices.
         self.limits = RateLimiter()  # the app gives it Redis when REDIS_URL is set
+        # The host's video status for a show ("idle" when no media hub is attached).
+        self.stream_status: Callable[[str], str] = lambda show_id: "idle"
         self.events: dict[str, Handler] = {
             "join": self.join,
             "leave": self.leave,
@@ -253,6 +255,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         questions = {str(q.id): payloads.question(q, secret) for q in snapshot.questions}
         reactions = dict(snapshot.reactions)
         state = snapshot.show.state.value
+        stream = self.stream_status(str(snapshot.show.id))
         for event in later:
             if event.get("type") == "question":
                 questions[event["id"]] = event
@@ -261,6 +264,8 @@ class LiveNamespace(socketio.AsyncNamespace):
                     reactions[kind] = max(reactions.get(kind, 0), total)
             elif event.get("type") == "show.state":
                 state = event["state"]
+            elif event.get("type") == "stream.status":
+                stream = event["status"]
         waiting = sorted(
             (q for q in questions.values() if q["state"] in {s.value for s in WAITING}),
             key=lambda q: (-q["votes"], q["created_at"]),
@@ -282,6 +287,7 @@ class LiveNamespace(socketio.AsyncNamespace):
             "slow_mode_seconds": settings["slow_mode_seconds"],
             "pinned_products": [],
             "viewers": self.hub.viewer_count(str(snapshot.show.id)),
+            "stream": stream,
             "you": {
                 "role": principal.role.value,
                 "author_id": payloads.public_author_id(
