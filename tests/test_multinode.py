@@ -247,6 +247,26 @@ async def test_two_processes_share_a_room_and_survive_redis_going_away(
                 joined = await dave.call("join", {"show_id": show["id"]})
                 assert (await staff.call("join", {"show_id": show["id"]}))["ok"]
                 dave_id = joined["snapshot"]["you"]["author_id"]
+                # A mute and its lift made on node 1 reach node 2's viewers too.
+                assert (await staff.call("member:mute", {"author_id": dave_id}))["ok"]
+                await until(
+                    lambda: any(
+                        e["author_id"] == dave_id and e["kind"] == "mute"
+                        for e in dave.events("member.sanctioned")
+                    ),
+                    "a mute made while Redis was away",
+                )
+                assert (await dave.call("chat:send", {"text": "muted?"}))["error"]["code"] == (
+                    "muted"
+                )
+                assert (await staff.call("member:unmute", {"author_id": dave_id}))["ok"]
+                await until(
+                    lambda: any(
+                        e["author_id"] == dave_id and e["kind"] == "mute"
+                        for e in dave.events("member.lifted")
+                    ),
+                    "a lift made while Redis was away",
+                )
                 assert (await staff.call("member:ban", {"author_id": dave_id}))["ok"]
                 await until(
                     lambda: dave.removed == [{"show_id": show["id"], "reason": "banned"}],

@@ -563,9 +563,9 @@ async def catch_up(
     sweep_bans: bool = False,
 ) -> None:
     """Deliver, from the database, room events this node missed (see server/realtime/bus.py).
-    Bans carry no event number, so with `sweep_bans` (while Redis is away, and once after it
-    returns) the room's members are checked against the stored bans instead, and a missed
-    ban is delivered as the `member.sanctioned` event it was."""
+    Bans and mutes carry no event number, so with `sweep_bans` (while Redis is away, and
+    once after it returns) the room's members are checked against the stored sanctions
+    instead (see _sweep_sanctions)."""
     progress = await room.access_room_progress(db, {uuid.UUID(k): v for k, v in delivered.items()})
     for show_id, found in progress.items():
         key = str(show_id)
@@ -584,9 +584,34 @@ async def catch_up(
             hub.deliver(key, {"type": "show.state", "state": found.state.value})
         local.repaired_to(found.event_seq)
         if sweep_bans:
-            pairs = (m.subject.split(":", 1) for m in local.members.values())
-            members = {(role, subject) for role, subject in pairs}
-            for role, subject, all_shows in await moderation.access_banned(db, show_id, members):
-                author_id = payloads.public_author_id(role, subject, secret_key)
-                ban = {"author_id": author_id, "kind": "ban", "all_shows": all_shows}
-                hub.deliver(key, {"type": "member.sanctioned", **ban})
+            await _sweep_sanctions(db, hub, secret_key, show_id)
+
+
+async def _sweep_sanctions(db: Database, hub: RoomHub, secret_key: str, show_id: uuid.UUID) -> None:
+    """Tell this node's viewers of bans and mutes made or lifted on another node while the
+    events could not cross: a missed ban or mute is delivered as the `member.sanctioned`
+    event it was, and a mute they were told of that no longer holds as `member.lifted`."""
+    key = str(show_id)
+    local = hub.rooms.get(key)
+    if local is None:
+        return
+    present: dict[tuple[str, str], str] = {}
+    for member in local.members.values():
+        role, _, subject = member.subject.partition(":")
+        present[(role, subject)] = member.author_id
+    muted_now: set[str] = set()
+    for role, subject, kind, all_shows in await moderation.access_sanctions(
+        db, show_id, set(present)
+    ):
+        author_id = present.get((role, subject)) or payloads.public_author_id(
+            role, subject, secret_key
+        )
+        sanction = {"author_id": author_id, "kind": kind, "all_shows": all_shows}
+        if kind == "ban":
+            hub.deliver(key, {"type": "member.sanctioned", **sanction})
+        elif kind == "mute":
+            muted_now.add(author_id)
+            if local.muted.get(author_id) != all_shows:
+                hub.deliver(key, {"type": "member.sanctioned", **sanction})
+    for author_id in set(local.muted) & set(present.values()) - muted_now:
+        hub.deliver(key, {"type": "member.lifted", "author_id": author_id, "kind": "mute"})

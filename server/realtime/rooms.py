@@ -67,14 +67,22 @@ class Room:
     presence_changed: bool = False
     presence_left: set[str] = field(default_factory=set)
     peak: int = 0  # most viewers this node has counted at once (across nodes with a relay)
+    # Mutes this node's viewers have been told of ({author id: for all shows}), so a repair
+    # after a Redis outage tells them only of what changed.
+    muted: dict[str, bool] = field(default_factory=dict)
 
     def viewer_count(self) -> int:
         return len({m.subject for m in self.members.values()})
 
     def accept(self, event: Event) -> bool:
         seq = event.get("seq")
-        if event.get("type") == "show.state":
+        kind = event.get("type")
+        if kind == "show.state":
             self.state = event["state"]
+        elif kind == "member.sanctioned" and event.get("kind") == "mute":
+            self.muted[event["author_id"]] = bool(event.get("all_shows"))
+        elif kind == "member.lifted" and event.get("kind") == "mute":
+            self.muted.pop(event["author_id"], None)
         if seq is None:
             return True
         if seq <= self.contiguous or seq in self.seen:

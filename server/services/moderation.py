@@ -63,29 +63,33 @@ async def sanctions_of(
     return found
 
 
-async def access_banned(
+async def access_sanctions(
     db: Database, show_id: uuid.UUID, members: set[tuple[str, str]]
-) -> list[tuple[str, str, bool]]:
-    """Which of these members ((role, subject) pairs) are banned from the show:
-    (role, subject, banned from all shows)."""
-    found: list[tuple[str, str, bool]] = []
+) -> list[tuple[str, str, str, bool]]:
+    """The bans and mutes holding in the show for these members ((role, subject) pairs):
+    (role, subject, kind, for all shows), one row per member and kind, all-shows first."""
+    found: list[tuple[str, str, str, bool]] = []
     subjects = sorted({subject for _, subject in members})
     async with db.read() as session:
+        seen: set[tuple[str, str, str]] = set()
         for start in range(0, len(subjects), 500):
             rows = await session.execute(
-                select(models.Sanction.role, models.Sanction.subject, models.Sanction.show_id)
+                select(
+                    models.Sanction.role,
+                    models.Sanction.subject,
+                    models.Sanction.kind,
+                    models.Sanction.show_id,
+                )
                 .where(
-                    models.Sanction.kind == SanctionKind.BAN.value,
                     models.Sanction.subject.in_(subjects[start : start + 500]),
                     or_(models.Sanction.show_id == show_id, models.Sanction.show_id.is_(None)),
                 )
-                .order_by(models.Sanction.show_id.is_(None).desc())  # all-shows bans first
+                .order_by(models.Sanction.show_id.is_(None).desc())  # all-shows first
             )
-            seen: set[tuple[str, str]] = set()
-            for role, subject, ban_show in rows:
-                if (role, subject) in members and (role, subject) not in seen:
-                    seen.add((role, subject))
-                    found.append((role, subject, ban_show is None))
+            for role, subject, kind, sanction_show in rows:
+                if (role, subject) in members and (role, subject, kind) not in seen:
+                    seen.add((role, subject, kind))
+                    found.append((role, subject, kind, sanction_show is None))
     return found
 
 
