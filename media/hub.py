@@ -22,6 +22,7 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
+from media.fastsend import use_lean_sender
 from media.recorder import SUFFIX, Recorder, Recording
 from media.relay import (
     Broadcast,
@@ -359,6 +360,8 @@ class MediaHub:
                 _keep_only(transceiver, chosen[transceiver.kind])
                 forward_keyframe_requests(transceiver.sender, broadcast.want_keyframe)
                 send_prepacked(transceiver.sender)
+                if not __import__("os").environ.get("NO_LEAN"):
+                    use_lean_sender(transceiver.sender)
                 _note_rtcp(transceiver.sender, session)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)

@@ -346,3 +346,39 @@ async def test_a_viewer_that_vanishes_is_cleaned_up(server: Any, db: Database, a
         assert (await stream(api, show_id))["viewers"] == 0
         assert hub.counts()["tracks"] == 0
         await publisher.close(http)
+
+
+async def test_packets_a_viewer_loses_are_sent_again(
+    server: Any, db: Database, admin: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    base, api, app = server
+    show_id, token = await live_show(api, db, admin)
+    async with aiohttp.ClientSession() as http:
+        publisher = await BarcodePublisher.start(http, base, show_id, token, audio=False)
+        await until_status(api, show_id, "publishing")
+        viewer = await watch(http, base, show_id, kinds=("video",))
+        await wait_for(lambda: len(viewer.frame_times) >= 10, 10, "frames before the loss")
+        # The viewer's network loses one media packet in 15 (not STUN, not RTCP).
+        connection = viewer.pc.getTransceivers()[0].receiver.transport.transport._connection
+        for protocol in connection._protocols:
+            received = protocol.datagram_received
+            count = [0]
+
+            def lossy(data: bytes, addr: Any, received: Any = received, count: Any = count) -> None:
+                # RTP (not STUN, DTLS or RTCP: RFC 7983 and RFC 5761 tell them apart).
+                if 128 <= data[0] <= 191 and not 72 <= data[1] & 0x7F <= 76:
+                    count[0] += 1
+                    if count[0] % 15 == 0:
+                        return
+                received(data, addr)
+
+            protocol.datagram_received = lossy
+        before = len(viewer.frame_times)
+        await asyncio.sleep(3)
+        frames = len(viewer.frame_times) - before
+        [session] = [s for s in app[MEDIA].sessions.values() if s.role == "viewer"]
+        loop = session.pc.getTransceivers()[0].sender._retransmit.__self__
+        assert loop.retransmitted > 0  # NACKed packets came again
+        assert frames >= 60, frames  # about 90 at 30 fps: the picture kept going
+        await viewer.close(http)
+        await publisher.close(http)
