@@ -4,7 +4,7 @@ viewers watching over WHEP from separate client processes. Measures Showroom's r
 same run, aiortc's stock fan-out (bench/baseline_mediarelay.py: the host's track is
 decoded and `MediaRelay` hands the frames to viewers whose senders each encode them again).
 
-    .venv/bin/python bench/relay_viewers.py [--viewers 40] [--seconds 20] [--baseline-viewers 2]
+    .venv/bin/python bench/relay_viewers.py [--viewers 30] [--seconds 20] [--baseline-viewers 2]
 
 The video is made once per run: ffmpeg encodes `testsrc2` at 1280x720, 30 fps, 2.5 Mb/s,
 2 s GOP, baseline profile, into Annex B. The publisher (an aiortc peer) sends those access
@@ -32,8 +32,9 @@ publisher and no viewer (idle) and over a window with N viewers. Reported:
   re-encodes, which drops the SEI: its latency is n/a.
 
 The server runs on CPU 0; the publisher and the viewer processes on CPU 1 (on the 2-core
-machine, 40 viewers take about 60% of it; past about 50, the clients, not the server, lose
-packets). If CPU 1 is over 80% busy a warning says so. Final line:
+machine, 30 viewers take about 60% of it; at 40 it is 60-90% depending on the run, and past
+about 50 the clients, not the server, lose packets). If CPU 1 is over 80% busy a warning
+says so. Final line:
 
     RESULT viewers_per_core=... baseline_viewers_per_core=... ratio=... loss_pct=... added_latency_ms=...
 """
@@ -889,7 +890,7 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--viewers", type=int, default=40, help="Showroom's viewers")
+    p.add_argument("--viewers", type=int, default=30, help="Showroom's viewers")
     p.add_argument("--viewers-per-process", type=int, default=20)
     p.add_argument("--seconds", type=float, default=20.0, help="the measured window")
     p.add_argument("--baseline-viewers", type=int, default=2, help="the stock relay's viewers")
