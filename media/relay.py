@@ -21,6 +21,7 @@ from typing import Any
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
@@ -67,6 +68,15 @@ def tap_receiver(
     """Route `receiver`'s encoded frames to `deliver(codec, data, rtp_timestamp)` instead of
     its decoder. Call before the connection starts (before `receive()`)."""
     receiver._RTCRtpReceiver__decoder_queue = _EncodedTap(deliver)  # type: ignore[attr-defined]
+    if receiver.transport is not None and _kind(receiver) == "audio":
+        # aiortc holds 4 audio packets back (about 80 ms) to smooth playout for its decoder.
+        # The relay only forwards, and each viewer's player smooths its own playout: hand
+        # each Opus packet on as soon as the next one shows it complete.
+        receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=0)  # type: ignore[attr-defined]
+
+
+def _kind(receiver: RTCRtpReceiver) -> str:
+    return str(receiver._RTCRtpReceiver__kind)  # type: ignore[attr-defined]
 
 
 async def request_keyframe(receiver: RTCRtpReceiver) -> None:

@@ -132,6 +132,7 @@ async def test_official_js_client_uses_the_live_room(
             "slow_mode_seconds",
             "pinned_products",
             "viewers",
+            "stream",
             "you",
         ]
     )

@@ -69,7 +69,7 @@ function checkSnapshot(ack, where) {
   const s = ack.snapshot;
   const keys = [
     "show", "seq", "messages", "questions", "my_votes", "reactions", "pinned",
-    "slow_mode_seconds", "pinned_products", "viewers", "you",
+    "slow_mode_seconds", "pinned_products", "viewers", "stream", "you",
   ];
   for (const key of keys) check(key in s, `${where}: snapshot has ${key}`, Object.keys(s));
   check(isObject(s.show) && s.show.id === showId, `${where}: show.id`, s.show);
