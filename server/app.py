@@ -30,10 +30,12 @@ from server.keys import (
     REDIS,
     ROOMS,
     SETTINGS,
+    STOCK,
 )
 from server.realtime.bus import RedisRoomBus
 from server.realtime.live import NAMESPACE, LiveNamespace, ReactionTally, catch_up
 from server.realtime.rooms import RoomHub
+from server.realtime.stock import StockBoard
 from server.services.identity import GUEST_COOKIE, Principal, Unauthenticated, identify
 from server.services.room import record_peak_viewers
 from server.store.db import Database, create_engine
@@ -80,6 +82,7 @@ async def _rooms(app: web.Application) -> AsyncIterator[None]:
     loops = [
         asyncio.create_task(app[ROOMS].run(), name="room-frames"),
         asyncio.create_task(app[REACTIONS].run(), name="reaction-tally"),
+        asyncio.create_task(app[STOCK].run(), name="stock-board"),
     ]
     yield
     for loop in loops:
@@ -102,6 +105,7 @@ def _attach_live_room(app: web.Application, settings: Settings) -> None:
     hub.record_peaks = lambda peaks: record_peak_viewers(app[DATABASE], peaks)
     tally = ReactionTally(lambda: app[DATABASE], hub)
     app[ROOMS], app[REACTIONS] = hub, tally
+    app[STOCK] = StockBoard(hub)
     app[LIVE] = LiveNamespace(db=lambda: app[DATABASE], settings=settings, hub=hub, tally=tally)
     sio.register_namespace(app[LIVE])
     sio.attach(app, socketio_path="socket.io")

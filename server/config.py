@@ -229,6 +229,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Live-room packets waiting for one socket before it skips frames (and is told of the gap).",
     ),
     Setting(
+        "SHOWROOM_MAX_PINS",
+        "max_pins",
+        _positive_int,
+        "3",
+        "Products a show may have pinned at once.",
+    ),
+    Setting(
         "SHOWROOM_ICE_SERVERS",
         "ice_servers",
         _ice_servers,
@@ -273,6 +280,7 @@ class Settings:
     chat_burst: int = 5
     chat_per_second: float = 1.0
     frame_backlog: int = 50
+    max_pins: int = 3
     ice_servers: tuple[str, ...] = ()
     media_connect_timeout: float = 30.0
     log_format: str = "text"

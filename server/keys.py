@@ -10,6 +10,7 @@ from server.config import Settings
 from server.http.observability import Metrics
 from server.realtime.live import LiveNamespace, ReactionTally
 from server.realtime.rooms import RoomHub
+from server.realtime.stock import StockBoard
 from server.store.db import Database
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -20,4 +21,5 @@ ROOMS = web.AppKey("rooms", RoomHub)
 REACTIONS = web.AppKey("reactions", ReactionTally)
 LIVE = web.AppKey("live", LiveNamespace)
 MEDIA = web.AppKey("media", MediaHub)
+STOCK = web.AppKey("stock", StockBoard)
 OPENAPI = web.AppKey("openapi", dict)  # type: ignore[type-abstract]

@@ -42,6 +42,7 @@ VALID_BODIES: dict[str, tuple[dict[str, Any], str, Any]] = {
     "createProduct": (product_body("NEW-1"), "stock", "12"),
     "updateProduct": ({"image_url": None}, "status", 1),
     "adjustStock": ({"delta": 1}, "delta", 1.5),
+    "pinProduct": ({"sku": "WORLD-1"}, "sku", 5),
     "createApiKey": ({"role": "host"}, "name", False),
 }
 

@@ -104,6 +104,7 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("SHOWROOM_CHAT_BURST", "10", "chat_burst", 10),
     ("SHOWROOM_CHAT_PER_SECOND", "0.5", "chat_per_second", 0.5),
     ("SHOWROOM_FRAME_BACKLOG", "200", "frame_backlog", 200),
+    ("SHOWROOM_MAX_PINS", "5", "max_pins", 5),
     ("SHOWROOM_ICE_SERVERS", "stun:stun.example.com:3478, turn:turn.example.com", "ice_servers",
      ("stun:stun.example.com:3478", "turn:turn.example.com")),
     ("SHOWROOM_MEDIA_CONNECT_TIMEOUT", "12.5", "media_connect_timeout", 12.5),
@@ -265,6 +266,7 @@ def test_public_url_default_brackets_an_ipv6_host(tmp_path: Path) -> None:
         ("SHOWROOM_ICE_SERVERS", "stun.example.com:3478"),
         ("SHOWROOM_ICE_SERVERS", "stun:ok.example.com,http://turn.example.com"),
         ("SHOWROOM_MEDIA_CONNECT_TIMEOUT", "0"),
+        ("SHOWROOM_MAX_PINS", "0"),
     ],
 )
 def test_invalid_values_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import SECRET_KEY, VIEWER_SECRET, unavailable, viewer_token
+from tests.conftest import SECRET_KEY, VIEWER_SECRET, product_body, unavailable, viewer_token
 from tests.test_live import LiveClient
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -153,6 +153,8 @@ async def test_two_processes_share_a_room_and_survive_redis_going_away(
             json={"title": "Both", "scheduled_start": "2026-12-01T12:00:00Z"},
         ) as r:
             show = await r.json()
+        async with http.post(f"{node1}/api/v1/products", json=product_body("PIN-1")) as r:
+            assert r.status == 201
         alice, bob = LiveClient(), LiveClient()
         await alice.connect(node1, token=viewer_token("alice", "Alice"))
         await bob.connect(node2, token=viewer_token("bob", "Bob"))
@@ -260,6 +262,15 @@ async def test_two_processes_share_a_room_and_survive_redis_going_away(
                     "muted"
                 )
                 assert (await staff.call("member:unmute", {"author_id": dave_id}))["ok"]
+                # So does a product pinned on node 1.
+                assert (await staff.call("product:pin", {"sku": "PIN-1"}))["ok"]
+                await until(
+                    lambda: any(
+                        [c["sku"] for c in e["products"]] == ["PIN-1"]
+                        for e in dave.events("products.pinned")
+                    ),
+                    "a pin made while Redis was away",
+                )
                 await until(
                     lambda: any(
                         e["author_id"] == dave_id and e["kind"] == "mute"

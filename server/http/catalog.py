@@ -8,8 +8,8 @@ from server.domain.catalog import ProductStatus
 from server.http import views
 from server.http.contract import BODY, PATH, PRINCIPAL, QUERY, media_type, read_limited
 from server.http.problems import FieldError, Problem
-from server.keys import DATABASE, SETTINGS
-from server.services import catalog
+from server.keys import DATABASE, SETTINGS, STOCK
+from server.services import catalog, pins
 from server.services.identity import Role
 
 
@@ -64,6 +64,9 @@ async def adjust_stock(request: web.Request) -> web.Response:
     record = await catalog.do_adjust_stock(
         request.app[DATABASE], request[PATH]["sku"], delta=body.get("delta"), set_to=body.get("set")
     )
+    # Viewers of shows where it is pinned see the new count (coalesced, not per change).
+    showing = await pins.access_pinning_shows(request.app[DATABASE], record.sku)
+    request.app[STOCK].note([str(s) for s in showing], record.sku, record.draft.stock)
     return views.reply(views.product(record))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from server.domain.catalog import ProductStatus
 from server.domain.engagement import QuestionState
 from server.domain.shows import ShowState
-from server.http import catalog, identity, media, shows, system
+from server.http import catalog, identity, media, pins, shows, system
 from server.http.contract import ADMIN, ANYONE, STAFF, Operation, Param
 
 SDP_BODY = {
@@ -202,6 +202,49 @@ OPERATIONS: list[Operation] = [
             ),
         ),
         description="In queue order: most votes first, then the oldest. Kept after the show for the replay.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/shows/{show_id}/pins",
+        pins.list_pins,
+        "listPins",
+        "Read the show's pinned products",
+        "shows",
+        _ok("PinList"),
+        description="The product cards viewers see over the video, in the order pinned.",
+    ),
+    Operation(
+        "POST",
+        "/api/v1/shows/{show_id}/pins",
+        pins.pin,
+        "pinProduct",
+        "Pin a product",
+        "shows",
+        {
+            **_ok("PinList", "Pinned (or its flash price changed); the room was told"),
+            409: (
+                "The show is closed, the product is not active, or the most products are "
+                "pinned already",
+                "Problem",
+            ),
+        },
+        roles=STAFF,
+        host_scoped=True,
+        body="PinCreate",
+        description="Up to SHOWROOM_MAX_PINS products at once (3 by default). Pinning a product "
+        "already pinned changes its flash price. Every viewer gets the new cards in the next "
+        "live-room frame (products.pinned).",
+    ),
+    Operation(
+        "DELETE",
+        "/api/v1/shows/{show_id}/pins/{sku}",
+        pins.unpin,
+        "unpinProduct",
+        "Unpin a product",
+        "shows",
+        {**_ok("PinList", "Unpinned; the room was told"), 409: ("The show is closed", "Problem")},
+        roles=STAFF,
+        host_scoped=True,
     ),
     Operation(
         "GET",

@@ -349,6 +349,61 @@ SCHEMAS: dict[str, Schema] = {
         "additionalProperties": False,
         "properties": {"items": {"type": "array", "items": ref("Question")}},
     },
+    "ProductCard": {
+        "type": "object",
+        "description": "A pinned product as viewers see it. While a flash price holds, price is "
+        "the flash price and compare_at_price the usual one.",
+        "required": [
+            "sku",
+            "title",
+            "image_url",
+            "price",
+            "compare_at_price",
+            "stock",
+            "flash_ends_at",
+            "pinned_at",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "sku": SKU,
+            "title": localized(TITLE_MAX),
+            "image_url": nullable({"type": "string"}),
+            "price": ref("Money"),
+            "compare_at_price": nullable(ref("Money")),
+            "stock": {"type": "integer", "minimum": 0},
+            "flash_ends_at": nullable(DATE_TIME),
+            "pinned_at": DATE_TIME,
+        },
+    },
+    "PinList": {
+        "type": "object",
+        "required": ["seq", "products"],
+        "additionalProperties": False,
+        "properties": {
+            "seq": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "The room event number of the last pin change.",
+            },
+            "products": {"type": "array", "items": ref("ProductCard")},
+        },
+    },
+    "PinCreate": {
+        "type": "object",
+        "required": ["sku"],
+        "additionalProperties": False,
+        "properties": {
+            "sku": SKU,
+            "flash_price": {
+                **ref("Money"),
+                "description": "Lower than the product's price, in its currency.",
+            },
+            "flash_ends_at": {
+                **DATE_TIME,
+                "description": "When the flash price ends (needs flash_price).",
+            },
+        },
+    },
     "StreamHealth": {
         "type": "object",
         "description": "The show's live media as this server process relays it.",

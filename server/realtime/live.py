@@ -9,6 +9,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import socketio
@@ -24,14 +25,16 @@ from server.domain.engagement import (
     check_question_text,
 )
 from server.domain.errors import Conflict, DomainError, InvalidValue, NotFound
+from server.domain.money import Money
 from server.domain.shows import ShowState
 from server.realtime import payloads
 from server.realtime.limits import RateLimiter
 from server.realtime.rooms import RoomHub
-from server.services import chat, engagement, moderation, room
+from server.services import chat, engagement, moderation, pins, room
 from server.services.batching import Grouped
 from server.services.identity import GUEST_COOKIE, Principal, Role, Unauthenticated, identify
 from server.store.db import Database
+from server.store.models import utcnow
 
 log = logging.getLogger("showroom.realtime")
 
@@ -99,6 +102,8 @@ class LiveNamespace(socketio.AsyncNamespace):
             "react": self.react,
             "chat:delete": self.delete_message,
             "chat:pin": self.pin,
+            "product:pin": self.pin_product,
+            "product:unpin": self.unpin_product,
             "room:slow_mode": self.slow_mode,
             "member:mute": self.sanction(moderation.SanctionKind.MUTE),
             "member:ban": self.sanction(moderation.SanctionKind.BAN),
@@ -285,7 +290,7 @@ class LiveNamespace(socketio.AsyncNamespace):
             "reactions": reactions,
             "pinned": settings["pinned"],
             "slow_mode_seconds": settings["slow_mode_seconds"],
-            "pinned_products": [],
+            "pinned_products": payloads.pinned_products(snapshot.pins, utcnow()),
             "viewers": self.hub.viewer_count(str(snapshot.show.id)),
             "stream": stream,
             "you": {
@@ -420,6 +425,38 @@ class LiveNamespace(socketio.AsyncNamespace):
         await moderation.do_pin(self._db(), uuid.UUID(show_id), self.principals[sid], message_id)
         return {"ok": True, "settings": await self._publish_settings(show_id)}
 
+    async def pin_product(self, sid: str, payload: dict[str, Any]) -> Ack:
+        show_id = self._joined(sid)
+        _only(payload, {"sku", "flash_price", "flash_ends_at"})
+        sku = payload.get("sku")
+        if not isinstance(sku, str):
+            raise EventError("bad_payload", "sku must be a string", field="sku")
+        flash_price, ends_at = _flash(payload)
+        found = await pins.do_pin(
+            self._db(),
+            uuid.UUID(show_id),
+            self.principals[sid],
+            sku,
+            flash_price=flash_price,
+            flash_ends_at=ends_at,
+            max_pins=self.settings.max_pins,
+        )
+        return {"ok": True, "products": self._publish_pins(show_id, found)}
+
+    async def unpin_product(self, sid: str, payload: dict[str, Any]) -> Ack:
+        show_id = self._joined(sid)
+        _only(payload, {"sku"})
+        sku = payload.get("sku")
+        if not isinstance(sku, str):
+            raise EventError("bad_payload", "sku must be a string", field="sku")
+        found = await pins.do_unpin(self._db(), uuid.UUID(show_id), self.principals[sid], sku)
+        return {"ok": True, "products": self._publish_pins(show_id, found)}
+
+    def _publish_pins(self, show_id: str, found: pins.Pins) -> list[dict[str, Any]]:
+        event = payloads.pins_event(found, utcnow())
+        self.hub.publish(show_id, event)
+        return list(event["products"])
+
     async def slow_mode(self, sid: str, payload: dict[str, Any]) -> Ack:
         show_id = self._joined(sid)
         _only(payload, {"seconds"})
@@ -547,6 +584,44 @@ def _only(payload: dict[str, Any], allowed: set[str]) -> None:
         raise EventError("bad_payload", f"unknown field {unknown[0]!r}", field=unknown[0])
 
 
+def _flash(payload: dict[str, Any]) -> tuple[Money | None, datetime | None]:
+    """The optional flash price ({amount_minor, currency}) and its end (ISO 8601 with offset)."""
+    raw_price, raw_end = payload.get("flash_price"), payload.get("flash_ends_at")
+    price = None
+    if raw_price is not None:
+        if (
+            not isinstance(raw_price, dict)
+            or set(raw_price) != {"amount_minor", "currency"}
+            or not isinstance(raw_price["amount_minor"], int)
+            or isinstance(raw_price["amount_minor"], bool)
+            or not isinstance(raw_price["currency"], str)
+        ):
+            raise EventError(
+                "bad_payload",
+                "flash_price must be {amount_minor: integer, currency: string}",
+                field="flash_price",
+            )
+        try:
+            price = Money(raw_price["amount_minor"], raw_price["currency"])
+        except InvalidValue as exc:
+            raise EventError("invalid", str(exc), field="flash_price") from None
+    end = None
+    if raw_end is not None:
+        if not isinstance(raw_end, str):
+            raise EventError("bad_payload", "flash_ends_at must be a string", field="flash_ends_at")
+        try:
+            end = datetime.fromisoformat(raw_end)
+        except ValueError:
+            end = None
+        if end is None or end.tzinfo is None:
+            raise EventError(
+                "invalid",
+                "flash_ends_at must be an ISO 8601 date-time with a UTC offset",
+                field="flash_ends_at",
+            )
+    return price, end
+
+
 def _text(payload: dict[str, Any]) -> str:
     _only(payload, {"text"})
     text = payload.get("text")
@@ -580,6 +655,8 @@ async def catch_up(
             hub.deliver(key, payloads.chat_deleted(str(message_id), seq))
         if found.settings is not None:
             hub.deliver(key, payloads.room_settings(found.settings, secret_key))
+        if found.pins is not None:
+            hub.deliver(key, payloads.pins_event(found.pins, utcnow()))
         if local.state is not None and local.state != found.state.value:
             hub.deliver(key, {"type": "show.state", "state": found.state.value})
         local.repaired_to(found.event_seq)

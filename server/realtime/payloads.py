@@ -8,8 +8,10 @@ import hmac
 from datetime import UTC, datetime
 from typing import Any
 
+from server.domain.money import Money
 from server.services.chat import ChatRecord
 from server.services.engagement import QuestionRecord
+from server.services.pins import PinRecord, Pins
 from server.services.room import RoomSettings
 
 
@@ -71,3 +73,35 @@ def room_settings(settings: RoomSettings, secret_key: str) -> dict[str, Any]:
         "pinned": None if settings.pinned is None else chat_message(settings.pinned, secret_key),
         "slow_mode_seconds": settings.slow_mode_seconds,
     }
+
+
+def product_card(pin: PinRecord, now: datetime) -> dict[str, Any]:
+    """A pinned product as viewers see it over the video. While a flash price holds, `price`
+    is the flash price and `compare_at_price` the usual one."""
+    draft = pin.product.draft
+    flash = pin.flash_active(now)
+    price = pin.flash_price if flash and pin.flash_price is not None else draft.price
+    compare_at = draft.price if flash else draft.compare_at_price
+    return {
+        "sku": draft.sku,
+        "title": draft.title,
+        "image_url": draft.image_url,
+        "price": _money(price),
+        "compare_at_price": None if compare_at is None else _money(compare_at),
+        "stock": draft.stock,
+        "flash_ends_at": when(pin.flash_ends_at) if flash and pin.flash_ends_at else None,
+        "pinned_at": when(pin.pinned_at),
+    }
+
+
+def _money(value: Money) -> dict[str, Any]:
+    return {"amount_minor": value.amount_minor, "currency": value.currency}
+
+
+def pinned_products(pins: Pins, now: datetime) -> list[dict[str, Any]]:
+    return [product_card(p, now) for p in pins.pins]
+
+
+def pins_event(pins: Pins, now: datetime) -> dict[str, Any]:
+    """The whole set of pinned products, as of event `seq`: replace what you show."""
+    return {"type": "products.pinned", "seq": pins.seq, "products": pinned_products(pins, now)}

@@ -15,6 +15,7 @@ from server.services import engagement, moderation
 from server.services.chat import SNAPSHOT_MESSAGES, ChatRecord
 from server.services.engagement import QuestionRecord
 from server.services.identity import Principal
+from server.services.pins import Pins, read_pins
 from server.services.shows import ShowRecord
 from server.store import models
 from server.store.db import Database
@@ -35,6 +36,7 @@ class RoomProgress:
     questions: list[QuestionRecord]
     deleted: list[tuple[uuid.UUID, int]]  # (message id, deletion's event number)
     settings: RoomSettings | None  # when they changed after `after`
+    pins: Pins | None = None  # when they changed after `after`
 
 
 async def _settings(session: AsyncSession, show: models.Show) -> RoomSettings:
@@ -92,6 +94,9 @@ async def access_room_progress(
             settings = (
                 await _settings(session, show) if window[0] < show.room_seq <= window[1] else None
             )
+            pins = (
+                await read_pins(session, show) if window[0] < show.pins_seq <= window[1] else None
+            )
             result[show.id] = RoomProgress(
                 event_seq,
                 ShowState(show.state),
@@ -99,6 +104,7 @@ async def access_room_progress(
                 [QuestionRecord.of(q) for q in changed],
                 [(d, int(seq or 0)) for d, seq in deleted],
                 settings,
+                pins,
             )
     return result
 
@@ -128,6 +134,7 @@ class RoomSnapshot:
     questions: list[QuestionRecord]  # waiting ones, in queue order
     reactions: dict[str, int]
     settings: RoomSettings
+    pins: Pins
     standing: Standing | None = None  # when read for a joiner
 
 
@@ -172,6 +179,7 @@ async def access_room_snapshots(
             [QuestionRecord.of(q) for q in waiting],
             {kind: int(count) for kind, count in reactions},
             await _settings(session, show),
+            await read_pins(session, show),
         )
         standings = await _standings(session, show_id, joiners)
     return [s if isinstance(s, Exception) else replace(room, standing=s) for s in standings]

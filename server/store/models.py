@@ -126,6 +126,8 @@ class Show(Base):
     room_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Most members watching at once, across every server process.
     peak_viewers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The event number of the last pin or unpin of a product.
+    pins_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Member(Base):
@@ -293,3 +295,32 @@ class Recording(Base):
     duration_ms: Mapped[int] = mapped_column(BigInteger)
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ShowPin(Base):
+    """A product pinned during a show, with its flash price; kept after unpinning, so the
+    replay knows when each product was on screen."""
+
+    __tablename__ = "show_pins"
+    __table_args__ = (
+        CheckConstraint(
+            "flash_price_minor IS NULL OR flash_price_minor >= 0", name="flash_non_negative"
+        ),
+        # A product is pinned at most once at a time in a show.
+        Index(
+            "uq_show_pins_active",
+            "show_id",
+            "product_id",
+            unique=True,
+            sqlite_where=text("unpinned_at IS NULL"),
+            postgresql_where=text("unpinned_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    show_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("shows.id", ondelete="CASCADE"))
+    product_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("products.id"))
+    flash_price_minor: Mapped[int | None] = mapped_column(BigInteger)
+    flash_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pinned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    unpinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
