@@ -36,6 +36,7 @@ from server.realtime.bus import RedisRoomBus
 from server.realtime.live import NAMESPACE, LiveNamespace, ReactionTally, catch_up
 from server.realtime.rooms import RoomHub
 from server.realtime.stock import StockBoard
+from server.services import catalog, orders, pins
 from server.services.identity import GUEST_COOKIE, Principal, Unauthenticated, identify
 from server.services.room import record_peak_viewers
 from server.store.db import Database, create_engine
@@ -130,6 +131,34 @@ async def _room_bus(app: web.Application) -> AsyncIterator[None]:
     hub.relay = None
 
 
+RESERVATION_SWEEP_SECONDS = 1.0
+
+
+async def _sweep_reservations(app: web.Application) -> None:
+    """Reservations past their time give their stock back; viewers of shows where those
+    products are pinned see the new counts."""
+    log = logging.getLogger("showroom.orders")
+    while True:
+        await asyncio.sleep(RESERVATION_SWEEP_SECONDS)
+        try:
+            db = app[DATABASE]
+            for sku in await orders.do_expire_reservations(db):
+                showing = await pins.access_pinning_shows(db, sku)
+                if showing:
+                    product = await catalog.access_product(db, sku, include_hidden=True)
+                    app[STOCK].note([str(s) for s in showing], sku, product.draft.stock)
+        except Exception:
+            log.exception("reservation sweep failed")
+
+
+async def _orders(app: web.Application) -> AsyncIterator[None]:
+    sweeper = asyncio.create_task(_sweep_reservations(app), name="reservation-sweeper")
+    yield
+    sweeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweeper
+
+
 async def _media(app: web.Application) -> AsyncIterator[None]:
     """WHIP/WHEP peers and the relay. On shutdown every peer is closed and each recording
     finished and registered on its show (before the database closes)."""
@@ -203,6 +232,7 @@ def create_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(_redis)
     _attach_live_room(app, settings)
     app.cleanup_ctx.append(_media)
+    app.cleanup_ctx.append(_orders)
     if settings.redis_url is not None:
         app.cleanup_ctx.append(_room_bus)
     return app

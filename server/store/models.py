@@ -324,3 +324,62 @@ class ShowPin(Base):
     flash_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pinned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     unpinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Order(Base):
+    """A checkout: its stock is held while `reserved` (until `reserved_until`), becomes a
+    sale when `placed`, and returns to stock if it expires or is cancelled."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('reserved', 'placed', 'paid', 'cancelled', 'expired')",
+            name="status_known",
+        ),
+        CheckConstraint("total_minor >= 0", name="total_non_negative"),
+        # One order per buyer and Idempotency-Key: a checkout sent twice is answered once.
+        Index(
+            "uq_orders_idempotency",
+            "buyer_role",
+            "buyer_subject",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index("ix_orders_status_reserved", "status", "reserved_until"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    buyer_role: Mapped[str] = mapped_column(String(8))
+    buyer_subject: Mapped[str] = mapped_column(String(128))
+    show_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("shows.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    reserved_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price_minor >= 0", name="price_non_negative"),
+    )
+
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("products.id"))
+    sku: Mapped[str] = mapped_column(String(64))
+    title: Mapped[dict[str, str]] = mapped_column(JSON)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_minor: Mapped[int] = mapped_column(BigInteger)
+    flash: Mapped[bool] = mapped_column(default=False)
