@@ -236,6 +236,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Products a show may have pinned at once.",
     ),
     Setting(
+        "SHOWROOM_RESERVATION_SECONDS",
+        "reservation_seconds",
+        _positive_int,
+        "600",
+        "How long a checkout holds its stock before the buyer confirms; then it returns.",
+    ),
+    Setting(
+        "SHOWROOM_MAX_QUANTITY",
+        "max_quantity",
+        _positive_int,
+        "10",
+        "Most units of one product in one order.",
+    ),
+    Setting(
         "SHOWROOM_ICE_SERVERS",
         "ice_servers",
         _ice_servers,
@@ -281,6 +295,8 @@ class Settings:
     chat_per_second: float = 1.0
     frame_backlog: int = 50
     max_pins: int = 3
+    reservation_seconds: int = 600
+    max_quantity: int = 10
     ice_servers: tuple[str, ...] = ()
     media_connect_timeout: float = 30.0
     log_format: str = "text"

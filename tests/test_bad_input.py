@@ -15,7 +15,7 @@ from server.http.routes import OPERATIONS
 from server.services import catalog, identity, shows
 from server.services.identity import Role
 from server.store.db import Database
-from tests.conftest import Api, product_body, snapshot
+from tests.conftest import Api, product_body, snapshot, viewer_token
 
 MAX_BODY = 64 * 1024  # tests/conftest.py settings
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
@@ -43,6 +43,12 @@ VALID_BODIES: dict[str, tuple[dict[str, Any], str, Any]] = {
     "updateProduct": ({"image_url": None}, "status", 1),
     "adjustStock": ({"delta": 1}, "delta", 1.5),
     "pinProduct": ({"sku": "WORLD-1"}, "sku", 5),
+    "createCheckout": ({"items": [{"sku": "WORLD-1", "quantity": 1}]}, "items", "x"),
+    "confirmOrder": (
+        {"contact": {"name": "A"}, "payment_method": "pay_later"},
+        "payment_method",
+        5,
+    ),
     "createApiKey": ({"role": "host"}, "name", False),
 }
 
@@ -279,6 +285,7 @@ async def world(db: Database) -> dict[str, str]:
         "key_id": str(key.id),
         "admin": admin,
         "session_id": "no-such-session",  # WHIP/WHEP sessions live in memory, not the database
+        "order_id": MISSING_ID,
     }
 
 
@@ -292,7 +299,9 @@ async def test_bad_input(
     headers = {}
     if case.content_type:
         headers["Content-Type"] = case.content_type
-    auth = world["admin"] if case.auth == "admin" else case.auth
+    # "admin" means a caller the operation admits: an admin, or a viewer where only buyers may.
+    caller = world["admin"] if op.roles is None or Role.ADMIN in op.roles else viewer_token()
+    auth = caller if case.auth == "admin" else case.auth
     if auth == "Basic":
         headers["Authorization"], auth = "Basic YWRtaW46YWRtaW4=", None
     before = await snapshot(db)

@@ -105,6 +105,8 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("SHOWROOM_CHAT_PER_SECOND", "0.5", "chat_per_second", 0.5),
     ("SHOWROOM_FRAME_BACKLOG", "200", "frame_backlog", 200),
     ("SHOWROOM_MAX_PINS", "5", "max_pins", 5),
+    ("SHOWROOM_RESERVATION_SECONDS", "120", "reservation_seconds", 120),
+    ("SHOWROOM_MAX_QUANTITY", "3", "max_quantity", 3),
     ("SHOWROOM_ICE_SERVERS", "stun:stun.example.com:3478, turn:turn.example.com", "ice_servers",
      ("stun:stun.example.com:3478", "turn:turn.example.com")),
     ("SHOWROOM_MEDIA_CONNECT_TIMEOUT", "12.5", "media_connect_timeout", 12.5),
@@ -267,6 +269,8 @@ def test_public_url_default_brackets_an_ipv6_host(tmp_path: Path) -> None:
         ("SHOWROOM_ICE_SERVERS", "stun:ok.example.com,http://turn.example.com"),
         ("SHOWROOM_MEDIA_CONNECT_TIMEOUT", "0"),
         ("SHOWROOM_MAX_PINS", "0"),
+        ("SHOWROOM_RESERVATION_SECONDS", "-1"),
+        ("SHOWROOM_MAX_QUANTITY", "many"),
     ],
 )
 def test_invalid_values_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:

@@ -56,3 +56,10 @@ def check_lines(lines: list[LineRequest], max_quantity: int) -> None:
         seen.add(line.sku)
         if not 1 <= line.quantity <= max_quantity:
             raise InvalidValue(f"must be between 1 and {max_quantity}", field=f"items.{n}.quantity")
+
+
+class PaymentMethod(StrEnum):
+    """The built-in payment provider's methods: no card data ever reaches Showroom."""
+
+    PAY_LATER = "pay_later"  # the brand collects, then an operator marks the order paid
+    CASH_ON_DELIVERY = "cash_on_delivery"

@@ -24,6 +24,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ADMIN = frozenset({Role.ADMIN})
 STAFF = frozenset({Role.ADMIN, Role.HOST})
 ANYONE = frozenset(Role)  # any identified caller: admin, host, viewer or guest
+BUYERS = frozenset({Role.VIEWER, Role.GUEST})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ PATH_PARAMS: dict[str, tuple[Schema, str]] = {
     "show_id": (UUID, "The show's id."),
     "sku": (SKU, "The product's SKU."),
     "key_id": (UUID, "The API key's id."),
+    "order_id": (UUID, "The order's id."),
     "session_id": (
         {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
         "The WHIP or WHEP session, from the Location of the answer.",

@@ -15,11 +15,20 @@ from server.services.identity import Unauthenticated
 log = logging.getLogger("showroom.http")
 
 
+_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidValue, 422),
+)
+
+
 def problem_of(exc: BaseException) -> Problem | None:
     if isinstance(exc, Problem):
         return exc
     if isinstance(exc, DomainError):
-        status = {NotFound: 404, Conflict: 409, InvalidValue: 422}.get(type(exc), 422)
+        status = next(
+            (code for kind, code in _STATUS if isinstance(exc, kind)), 422
+        )  # subclasses (SoldOut is a Conflict) answer as their family
         detail = f"{exc.field}: {exc.message}" if exc.field else exc.message
         kind = {404: "not-found", 409: "conflict", 422: "invalid-request"}[status]
         return Problem(status, detail, kind=kind, errors=[FieldError(exc.field, exc.message)])

@@ -5,8 +5,8 @@ from __future__ import annotations
 from server.domain.catalog import ProductStatus
 from server.domain.engagement import QuestionState
 from server.domain.shows import ShowState
-from server.http import catalog, identity, media, pins, shows, system
-from server.http.contract import ADMIN, ANYONE, STAFF, Operation, Param
+from server.http import catalog, identity, media, orders, pins, shows, system
+from server.http.contract import ADMIN, ANYONE, BUYERS, STAFF, Operation, Param
 
 SDP_BODY = {
     "application/sdp": {"type": "string", "description": "An SDP offer (RFC 8866), at most 64 KiB."}
@@ -367,6 +367,55 @@ OPERATIONS: list[Operation] = [
         "CORS preflight for a WHEP session",
         "media",
         {204: ("Allowed methods and headers", None)},
+    ),
+    # --- orders -----------------------------------------------------------------------------
+    Operation(
+        "POST",
+        "/api/v1/checkouts",
+        orders.create_checkout,
+        "createCheckout",
+        "Check out (reserve the stock)",
+        "orders",
+        {
+            201: ("Reserved; confirm before reserved_until", "Order"),
+            200: ("The order this Idempotency-Key already made", "Order"),
+            404: ("No such product for sale, or no such show", "Problem"),
+            409: ("A product is sold out (errors name the line); nothing was reserved", "Problem"),
+        },
+        roles=BUYERS,
+        body="CheckoutCreate",
+        description="Reserves every line or none. Prices come from the catalog, or the show's "
+        "flash price for a product pinned with one; a price sent by the client is never "
+        "used. Send an Idempotency-Key header (1-255 characters) so a repeated request "
+        "answers with the first order instead of making a second one. Quantities are "
+        "limited to SHOWROOM_MAX_QUANTITY.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/orders/{order_id}",
+        orders.get_order,
+        "getOrder",
+        "Read an order",
+        "orders",
+        _ok("Order"),
+        roles=frozenset(BUYERS | ADMIN),
+        description="Its buyer or an admin; to anyone else it does not exist (404).",
+    ),
+    Operation(
+        "POST",
+        "/api/v1/orders/{order_id}/confirm",
+        orders.confirm_order,
+        "confirmOrder",
+        "Confirm an order",
+        "orders",
+        {
+            **_ok("Order", "Placed: a sale"),
+            409: ("The reservation expired, or the order is no longer reserved", "Problem"),
+        },
+        roles=BUYERS,
+        body="OrderConfirm",
+        description="The buyer gives contact and delivery details and a payment method "
+        "(pay later or cash on delivery: no card data reaches Showroom).",
     ),
     # --- catalog ----------------------------------------------------------------------------
     Operation(

@@ -404,6 +404,107 @@ SCHEMAS: dict[str, Schema] = {
             },
         },
     },
+    "CheckoutCreate": {
+        "type": "object",
+        "required": ["items"],
+        "additionalProperties": False,
+        "properties": {
+            "show_id": {**UUID, "description": "The show bought from: its flash prices apply."},
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 20,
+                "items": {
+                    "type": "object",
+                    "required": ["sku", "quantity"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "sku": SKU,
+                        "quantity": {"type": "integer", "minimum": 1},
+                    },
+                },
+            },
+        },
+    },
+    "OrderConfirm": {
+        "type": "object",
+        "required": ["contact", "payment_method"],
+        "additionalProperties": False,
+        "properties": {
+            "contact": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "phone": {"type": "string", "minLength": 3, "maxLength": 32},
+                    "email": {"type": "string", "format": "email", "maxLength": 254},
+                },
+            },
+            "delivery": {
+                "type": "object",
+                "required": ["address"],
+                "additionalProperties": False,
+                "properties": {
+                    "address": {"type": "string", "minLength": 1, "maxLength": 500},
+                    "city": {"type": "string", "maxLength": 100},
+                    "postal_code": {"type": "string", "maxLength": 20},
+                    "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
+                },
+            },
+            "payment_method": {"type": "string", "enum": ["pay_later", "cash_on_delivery"]},
+        },
+    },
+    "Order": {
+        "type": "object",
+        "required": [
+            "id",
+            "status",
+            "show_id",
+            "total",
+            "lines",
+            "reserved_until",
+            "contact",
+            "delivery",
+            "payment_method",
+            "created_at",
+            "placed_at",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": UUID,
+            "status": {
+                "type": "string",
+                "enum": ["reserved", "placed", "paid", "cancelled", "expired"],
+            },
+            "show_id": nullable(UUID),
+            "total": ref("Money"),
+            "lines": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["sku", "title", "quantity", "unit_price", "flash"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "sku": SKU,
+                        "title": localized(TITLE_MAX),
+                        "quantity": {"type": "integer", "minimum": 1},
+                        "unit_price": ref("Money"),
+                        "flash": {"type": "boolean"},
+                    },
+                },
+            },
+            "reserved_until": {
+                **DATE_TIME,
+                "description": "While reserved, confirm before this or the stock returns.",
+            },
+            "contact": nullable({"type": "object"}),
+            "delivery": nullable({"type": "object"}),
+            "payment_method": nullable({"type": "string"}),
+            "created_at": DATE_TIME,
+            "placed_at": nullable(DATE_TIME),
+        },
+    },
     "StreamHealth": {
         "type": "object",
         "description": "The show's live media as this server process relays it.",

@@ -57,11 +57,12 @@ class EventError(Exception):
         return {"ok": False, "error": {"code": self.code, "message": self.message, **self.extra}}
 
 
+# Most specific first: an error answers with the first family it belongs to.
 _DOMAIN_CODES = {
+    Blocked: "blocked_word",
     NotFound: "not_found",
     Conflict: "conflict",
     InvalidValue: "invalid",
-    Blocked: "blocked_word",
 }
 
 
@@ -166,7 +167,9 @@ class LiveNamespace(socketio.AsyncNamespace):
             wait = {} if exc.retry_after_ms is None else {"retry_after_ms": exc.retry_after_ms}
             return EventError(exc.code, exc.message, **wait).ack()
         except DomainError as exc:
-            code = _DOMAIN_CODES.get(type(exc), "invalid")
+            code = next(
+                (c for kind, c in _DOMAIN_CODES.items() if isinstance(exc, kind)), "invalid"
+            )
             extra = {"field": exc.field} if exc.field else {}
             return EventError(code, exc.message, **extra).ack()
         except Exception:

@@ -20,7 +20,13 @@ from sqlalchemy.exc import IntegrityError
 
 from server.domain.catalog import ProductStatus
 from server.domain.errors import Conflict, InvalidValue, NotFound
-from server.domain.orders import LineRequest, OrderStatus, check_lines, check_transition
+from server.domain.orders import (
+    LineRequest,
+    OrderStatus,
+    PaymentMethod,
+    check_lines,
+    check_transition,
+)
 from server.services.identity import Principal
 from server.store import models
 from server.store.db import Database
@@ -55,6 +61,13 @@ class OrderRecord:
     lines: list[LineRecord]
     created_at: datetime
     updated_at: datetime
+    contact: dict[str, str] | None = None
+    delivery: dict[str, str] | None = None
+    payment_method: str | None = None
+    placed_at: datetime | None = None
+
+    def belongs_to(self, principal: Principal) -> bool:
+        return (self.buyer_role, self.buyer_subject) == (principal.role.value, principal.subject)
 
 
 def _record(order: models.Order, lines: list[models.OrderLine]) -> OrderRecord:
@@ -73,6 +86,10 @@ def _record(order: models.Order, lines: list[models.OrderLine]) -> OrderRecord:
         ],
         order.created_at,
         order.updated_at,
+        dict(order.contact) if order.contact else None,
+        dict(order.delivery) if order.delivery else None,
+        order.payment_method,
+        order.placed_at,
     )
 
 
@@ -296,4 +313,48 @@ async def access_order(db: Database, order_id: uuid.UUID) -> OrderRecord:
                 select(models.OrderLine).where(models.OrderLine.order_id == order_id)
             )
         )
+        return _record(order, lines)
+
+
+async def access_buyer_order(db: Database, order_id: uuid.UUID, caller: Principal) -> OrderRecord:
+    """The order, for its buyer or an admin; anyone else is told it does not exist."""
+    record = await access_order(db, order_id)
+    if caller.role.value != "admin" and not record.belongs_to(caller):
+        raise NotFound(f"no order {order_id}")
+    return record
+
+
+async def do_confirm(
+    db: Database,
+    order_id: uuid.UUID,
+    buyer: Principal,
+    *,
+    contact: dict[str, str],
+    delivery: dict[str, str] | None,
+    payment_method: PaymentMethod,
+) -> OrderRecord:
+    """The buyer confirms a reservation: it becomes a sale (placed)."""
+    now = utcnow()
+    async with db.transaction() as session:
+        # Locked, so the reservation sweep cannot expire it between this read and the write.
+        order = await session.get(models.Order, order_id, with_for_update=True)
+        if order is None or (order.buyer_role, order.buyer_subject) != (
+            buyer.role.value,
+            buyer.subject,
+        ):
+            raise NotFound(f"no order {order_id}")
+        status = OrderStatus(order.status)
+        if status is OrderStatus.RESERVED and order.reserved_until <= now:
+            raise Conflict("the reservation expired; check out again")
+        check_transition(status, OrderStatus.PLACED)
+        order.status = OrderStatus.PLACED.value
+        order.contact, order.delivery = contact, delivery
+        order.payment_method = payment_method.value
+        order.placed_at = order.updated_at = now
+        lines = list(
+            await session.scalars(
+                select(models.OrderLine).where(models.OrderLine.order_id == order_id)
+            )
+        )
+        await session.flush()
         return _record(order, lines)

@@ -364,6 +364,11 @@ class Order(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Given when the buyer confirms (reserved -> placed).
+    contact: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    delivery: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    payment_method: Mapped[str | None] = mapped_column(String(32))
+    placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OrderLine(Base):
