@@ -112,3 +112,38 @@ async def test_the_buyer_confirms_a_reservation_into_a_sale(
         "POST", f"/api/v1/orders/{lapsed.id}/confirm", auth=viewer_token("late"), json_body=details
     )
     assert late.status == 409 and "expired" in late.body["detail"]
+
+
+async def test_the_brand_lists_cancels_and_marks_orders_paid(api: Api, admin: str) -> None:
+    await create_product(api, admin, "OPS-1", stock=10)
+    details = {"contact": {"name": "Ann"}, "payment_method": "pay_later"}
+    ids = []
+    for n in range(3):
+        buyer = viewer_token(f"ops-{n}")
+        made = await api.call("POST", CHECKOUTS, auth=buyer, json_body=items("OPS-1", 2))
+        ids.append(made.body["id"])
+        if n < 2:
+            confirmed = await api.call(
+                "POST", f"/api/v1/orders/{made.body['id']}/confirm", auth=buyer, json_body=details
+            )
+            assert confirmed.status == 200
+    placed = await api.call("GET", "/api/v1/orders?status=placed", auth=admin)
+    assert placed.body["total"] == 2 and {o["id"] for o in placed.body["items"]} == set(ids[:2])
+    everything = await api.call("GET", "/api/v1/orders?limit=2", auth=admin)
+    assert everything.body["total"] == 3 and len(everything.body["items"]) == 2
+
+    paid = await api.call("POST", f"/api/v1/orders/{ids[0]}/mark-paid", auth=admin)
+    assert paid.status == 200 and paid.body["status"] == "paid"
+    assert (await api.call("POST", f"/api/v1/orders/{ids[0]}/cancel", auth=admin)).status == 409
+    cancelled = await api.call("POST", f"/api/v1/orders/{ids[1]}/cancel", auth=admin)
+    assert cancelled.status == 200 and cancelled.body["status"] == "cancelled"
+    # A cancelled order cannot be paid, nor a reservation that was never confirmed.
+    late_pay = await api.call("POST", f"/api/v1/orders/{ids[1]}/mark-paid", auth=admin)
+    assert late_pay.status == 409 and "cancelled" in late_pay.body["detail"]
+    unconfirmed = await api.call("POST", f"/api/v1/orders/{ids[2]}/mark-paid", auth=admin)
+    assert unconfirmed.status == 409
+    assert (await api.call("POST", f"/api/v1/orders/{ids[2]}/cancel", auth=admin)).status == 200
+    product = await api.call("GET", "/api/v1/products/OPS-1", auth=admin)
+    assert product.body["stock"] == 10 - 2  # only the paid order's units stay sold
+    viewer = await api.call("GET", "/api/v1/orders", auth=viewer_token("ops-0"))
+    assert viewer.status == 403

@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from server.domain.orders import LineRequest, PaymentMethod
+from server.domain.orders import LineRequest, OrderStatus, PaymentMethod
 from server.http import views
-from server.http.contract import BODY, PATH, PRINCIPAL
+from server.http.contract import BODY, PATH, PRINCIPAL, QUERY
 from server.keys import DATABASE, SETTINGS, STOCK
 from server.services import catalog, orders, pins
 
@@ -54,12 +54,7 @@ async def create_checkout(request: web.Request) -> web.Response:
     )
     if created:
         # Viewers of shows where these products are pinned see the new stock (coalesced).
-        db = request.app[DATABASE]
-        for line in record.lines:
-            showing = await pins.access_pinning_shows(db, line.sku)
-            if showing:
-                product = await catalog.access_product(db, line.sku, include_hidden=True)
-                request.app[STOCK].note([str(s) for s in showing], line.sku, product.draft.stock)
+        await _note_stock(request, [line.sku for line in record.lines])
     headers = {"Location": f"/api/v1/orders/{record.id}"} if created else None
     return views.reply(order_view(record), 201 if created else 200, headers)
 
@@ -81,4 +76,39 @@ async def confirm_order(request: web.Request) -> web.Response:
         delivery=body.get("delivery"),
         payment_method=PaymentMethod(body["payment_method"]),
     )
+    return views.reply(order_view(record))
+
+
+async def _note_stock(request: web.Request, skus: list[str]) -> None:
+    db = request.app[DATABASE]
+    for sku in skus:
+        showing = await pins.access_pinning_shows(db, sku)
+        if showing:
+            product = await catalog.access_product(db, sku, include_hidden=True)
+            request.app[STOCK].note([str(s) for s in showing], sku, product.draft.stock)
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    query = request[QUERY]
+    show_id = query.get("show_id")
+    records, total = await orders.list_orders(
+        request.app[DATABASE],
+        statuses=[OrderStatus(s) for s in query.get("status", [])],
+        show_id=None if show_id is None else uuid.UUID(show_id),
+        limit=query["limit"],
+        offset=query["offset"],
+    )
+    return views.reply(
+        views.page([order_view(r) for r in records], total, query["limit"], query["offset"])
+    )
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    record, returned = await orders.do_cancel(request.app[DATABASE], request[PATH]["order_id"])
+    await _note_stock(request, list(returned))
+    return views.reply(order_view(record))
+
+
+async def mark_order_paid(request: web.Request) -> web.Response:
+    record = await orders.do_mark_paid(request.app[DATABASE], request[PATH]["order_id"])
     return views.reply(order_view(record))

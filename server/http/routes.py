@@ -417,6 +417,61 @@ OPERATIONS: list[Operation] = [
         description="The buyer gives contact and delivery details and a payment method "
         "(pay later or cash on delivery: no card data reaches Showroom).",
     ),
+    Operation(
+        "GET",
+        "/api/v1/orders",
+        orders.list_orders,
+        "listOrders",
+        "List orders",
+        "orders",
+        _ok("OrderPage"),
+        roles=ADMIN,
+        query=(
+            Param(
+                "status",
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "string",
+                        "enum": ["reserved", "placed", "paid", "cancelled", "expired"],
+                    },
+                },
+                "Only orders in these states.",
+                many=True,
+            ),
+            Param("show_id", {"type": "string", "format": "uuid"}, "Only orders from this show."),
+            LIMIT,
+            OFFSET,
+        ),
+        description="Newest first.",
+    ),
+    Operation(
+        "POST",
+        "/api/v1/orders/{order_id}/cancel",
+        orders.cancel_order,
+        "cancelOrder",
+        "Cancel an order",
+        "orders",
+        {
+            **_ok("Order", "Cancelled; its units are back in stock"),
+            409: ("The order is paid, expired or cancelled already", "Problem"),
+        },
+        roles=ADMIN,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/orders/{order_id}/mark-paid",
+        orders.mark_order_paid,
+        "markOrderPaid",
+        "Mark an order paid",
+        "orders",
+        {
+            **_ok("Order", "Paid"),
+            409: ("The order is not placed (reserved, cancelled, expired or paid)", "Problem"),
+        },
+        roles=ADMIN,
+        description="For pay-later and cash-on-delivery orders, once the brand has the money.",
+    ),
     # --- catalog ----------------------------------------------------------------------------
     Operation(
         "POST",

@@ -196,6 +196,7 @@ SCHEMAS: dict[str, Schema] = {
         "properties": _SHOW_FIELDS,
     },
     "ShowPage": page_of("Show"),
+    "OrderPage": page_of("Order"),
     "Product": {
         "type": "object",
         "required": [*_PRODUCT_FIELDS, "id", "created_at", "updated_at"],

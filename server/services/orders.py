@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.domain.catalog import ProductStatus
@@ -358,3 +358,75 @@ async def do_confirm(
         )
         await session.flush()
         return _record(order, lines)
+
+
+async def _change(
+    db: Database, order_id: uuid.UUID, wanted: OrderStatus
+) -> tuple[OrderRecord, dict[str, int]]:
+    """Move an order to `wanted` under a row lock; a cancellation returns its stock."""
+    now = utcnow()
+    returned: dict[str, int] = {}
+    async with db.transaction() as session:
+        order = await session.get(models.Order, order_id, with_for_update=True)
+        if order is None:
+            raise NotFound(f"no order {order_id}")
+        current = OrderStatus(order.status)
+        if current is OrderStatus.RESERVED and order.reserved_until <= now:
+            raise Conflict("the reservation expired; its stock went back")
+        check_transition(current, wanted)
+        lines = list(
+            await session.scalars(
+                select(models.OrderLine).where(models.OrderLine.order_id == order_id)
+            )
+        )
+        if wanted is OrderStatus.CANCELLED:
+            for line in lines:
+                await session.execute(
+                    update(models.Product)
+                    .where(models.Product.id == line.product_id)
+                    .values(stock=models.Product.stock + line.quantity, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                returned[line.sku] = line.quantity
+        order.status = wanted.value
+        order.updated_at = now
+        await session.flush()
+        return _record(order, lines), returned
+
+
+async def do_cancel(db: Database, order_id: uuid.UUID) -> tuple[OrderRecord, dict[str, int]]:
+    """Cancel a reserved or placed order; its units go back to stock ({sku: units})."""
+    return await _change(db, order_id, OrderStatus.CANCELLED)
+
+
+async def do_mark_paid(db: Database, order_id: uuid.UUID) -> OrderRecord:
+    """The operator records the payment of a placed order (pay later, cash on delivery)."""
+    record, _ = await _change(db, order_id, OrderStatus.PAID)
+    return record
+
+
+async def list_orders(
+    db: Database, *, statuses: list[OrderStatus], show_id: uuid.UUID | None, limit: int, offset: int
+) -> tuple[list[OrderRecord], int]:
+    """Newest first."""
+    async with db.read() as session:
+        query = select(models.Order)
+        if statuses:
+            query = query.where(models.Order.status.in_([s.value for s in statuses]))
+        if show_id is not None:
+            query = query.where(models.Order.show_id == show_id)
+        total = await session.scalar(select(func.count()).select_from(query.subquery()))
+        found = list(
+            await session.scalars(
+                query.order_by(models.Order.created_at.desc(), models.Order.id)
+                .limit(limit)
+                .offset(offset)
+            )
+        )
+        lines: dict[uuid.UUID, list[models.OrderLine]] = {o.id: [] for o in found}
+        if found:
+            for line in await session.scalars(
+                select(models.OrderLine).where(models.OrderLine.order_id.in_(list(lines)))
+            ):
+                lines[line.order_id].append(line)
+        return [_record(o, lines[o.id]) for o in found], int(total or 0)
