@@ -36,7 +36,7 @@ from server.realtime.bus import RedisRoomBus
 from server.realtime.live import NAMESPACE, LiveNamespace, ReactionTally, catch_up
 from server.realtime.rooms import RoomHub
 from server.realtime.stock import StockBoard
-from server.services import catalog, orders, pins
+from server.services import orders, pins
 from server.services.identity import GUEST_COOKIE, Principal, Unauthenticated, identify
 from server.services.room import record_peak_viewers
 from server.store.db import Database, create_engine
@@ -141,12 +141,8 @@ async def _sweep_reservations(app: web.Application) -> None:
     while True:
         await asyncio.sleep(RESERVATION_SWEEP_SECONDS)
         try:
-            db = app[DATABASE]
-            for sku in await orders.do_expire_reservations(db):
-                showing = await pins.access_pinning_shows(db, sku)
-                if showing:
-                    product = await catalog.access_product(db, sku, include_hidden=True)
-                    app[STOCK].note([str(s) for s in showing], sku, product.draft.stock)
+            returned = await orders.do_expire_reservations(app[DATABASE])
+            app[STOCK].note(await pins.access_pinned_stock(app[DATABASE], list(returned)))
         except Exception:
             log.exception("reservation sweep failed")
 

@@ -65,8 +65,7 @@ async def adjust_stock(request: web.Request) -> web.Response:
         request.app[DATABASE], request[PATH]["sku"], delta=body.get("delta"), set_to=body.get("set")
     )
     # Viewers of shows where it is pinned see the new count (coalesced, not per change).
-    showing = await pins.access_pinning_shows(request.app[DATABASE], record.sku)
-    request.app[STOCK].note([str(s) for s in showing], record.sku, record.draft.stock)
+    request.app[STOCK].note(await pins.access_pinned_stock(request.app[DATABASE], [record.sku]))
     return views.reply(views.product(record))
 
 

@@ -12,7 +12,7 @@ from server.domain.orders import LineRequest, OrderStatus, PaymentMethod
 from server.http import views
 from server.http.contract import BODY, PATH, PRINCIPAL, QUERY
 from server.keys import DATABASE, SETTINGS, STOCK
-from server.services import catalog, orders, pins
+from server.services import orders, pins
 
 
 def order_view(record: orders.OrderRecord) -> dict[str, Any]:
@@ -80,12 +80,7 @@ async def confirm_order(request: web.Request) -> web.Response:
 
 
 async def _note_stock(request: web.Request, skus: list[str]) -> None:
-    db = request.app[DATABASE]
-    for sku in skus:
-        showing = await pins.access_pinning_shows(db, sku)
-        if showing:
-            product = await catalog.access_product(db, sku, include_hidden=True)
-            request.app[STOCK].note([str(s) for s in showing], sku, product.draft.stock)
+    request.app[STOCK].note(await pins.access_pinned_stock(request.app[DATABASE], skus))
 
 
 async def list_orders(request: web.Request) -> web.Response:

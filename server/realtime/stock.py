@@ -18,9 +18,10 @@ class StockBoard:
         self.hub = hub
         self.pending: dict[str, dict[str, int]] = {}  # show id -> {sku: stock}
 
-    def note(self, show_ids: list[str], sku: str, stock: int) -> None:
-        for show_id in show_ids:
-            self.pending.setdefault(show_id, {})[sku] = stock
+    def note(self, counts: dict[str, dict[str, int]]) -> None:
+        """New stock counts: {show id: {sku: stock}} (from pins.access_pinned_stock)."""
+        for show_id, stock in counts.items():
+            self.pending.setdefault(show_id, {}).update(stock)
 
     def flush(self) -> None:
         batch, self.pending = self.pending, {}

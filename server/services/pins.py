@@ -171,12 +171,18 @@ async def do_unpin(db: Database, show_id: uuid.UUID, actor: Principal, sku: str)
         return await read_pins(session, show)
 
 
-async def access_pinning_shows(db: Database, sku: str) -> list[uuid.UUID]:
-    """The open shows where a product is pinned now (their viewers see its stock)."""
+async def access_pinned_stock(db: Database, skus: list[str]) -> dict[str, dict[str, int]]:
+    """Where these products are pinned now, and their stock: {show id: {sku: stock}}, in
+    one query (their viewers are shown the counts)."""
+    if not skus:
+        return {}
+    found: dict[str, dict[str, int]] = {}
     async with db.read() as session:
-        rows = await session.scalars(
-            select(models.ShowPin.show_id)
+        rows = await session.execute(
+            select(models.ShowPin.show_id, models.Product.sku, models.Product.stock)
             .join(models.Product, models.Product.id == models.ShowPin.product_id)
-            .where(models.Product.sku == sku, models.ShowPin.unpinned_at.is_(None))
+            .where(models.Product.sku.in_(skus), models.ShowPin.unpinned_at.is_(None))
         )
-        return list(rows)
+        for show_id, sku, stock in rows:
+            found.setdefault(str(show_id), {})[sku] = stock
+    return found
