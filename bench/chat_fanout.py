@@ -285,7 +285,15 @@ class Server:
     chat_payload: dict[str, Any]  # extra fields chat:send needs on this server
 
 
-async def start_showroom(work: Path, database_url: str | None, profile: str | None) -> Server:
+async def launch_showroom(
+    work: Path,
+    extra_env: dict[str, str],
+    *,
+    database_url: str | None = None,
+    profile: str | None = None,
+) -> tuple[asyncio.subprocess.Process, str, str]:
+    """Migrate, mint an admin key and start `showroom serve` on the server core: (process,
+    base url, admin key). `profile` runs it under cProfile, writing there."""
     port = free_port()
     env = {
         **os.environ,
@@ -293,11 +301,11 @@ async def start_showroom(work: Path, database_url: str | None, profile: str | No
         "SHOWROOM_DATA_DIR": str(work / "data"),
         "SHOWROOM_SECRET_KEY": SECRET_KEY,
         "SHOWROOM_VIEWER_JWT_SECRET": VIEWER_SECRET,
-        "SHOWROOM_CHAT_BURST": "20",
-        "SHOWROOM_CHAT_PER_SECOND": "20",
         "SHOWROOM_LOG_LEVEL": "WARNING",
+        **extra_env,
     }
     env.pop("REDIS_URL", None)
+    env.pop("DATABASE_URL", None)
     if database_url:
         env["DATABASE_URL"] = database_url
     cli = [sys.executable, "-m", "server.cli"]
@@ -324,15 +332,30 @@ async def start_showroom(work: Path, database_url: str | None, profile: str | No
     )
     url = f"http://127.0.0.1:{port}"
     await wait_ready(url, process)
+    return process, url, admin
+
+
+async def start_live_show(http: aiohttp.ClientSession, url: str, title: str) -> str:
+    """Schedule a show and take it live (`http` carries the admin key); its id."""
+    async with http.post(
+        f"{url}/api/v1/shows", json={"title": title, "scheduled_start": "2026-12-01T12:00:00Z"}
+    ) as r:
+        show_id: str = (await r.json())["id"]
+    async with http.post(f"{url}/api/v1/shows/{show_id}/start") as r:
+        if r.status != 200:
+            raise RuntimeError(f"could not start the show: {r.status}")
+    return show_id
+
+
+async def start_showroom(work: Path, database_url: str | None, profile: str | None) -> Server:
+    process, url, admin = await launch_showroom(
+        work,
+        {"SHOWROOM_CHAT_BURST": "20", "SHOWROOM_CHAT_PER_SECOND": "20"},
+        database_url=database_url,
+        profile=profile,
+    )
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin}"}) as http:
-        async with http.post(
-            f"{url}/api/v1/shows",
-            json={"title": "Fan-out bench", "scheduled_start": "2026-12-01T12:00:00Z"},
-        ) as r:
-            show_id = (await r.json())["id"]
-        async with http.post(f"{url}/api/v1/shows/{show_id}/start") as r:
-            if r.status != 200:
-                raise RuntimeError(f"could not start the show: {r.status}")
+        show_id = await start_live_show(http, url, "Fan-out bench")
     return Server("showroom", process, url, show_id, {})
 
 

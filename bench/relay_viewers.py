@@ -77,12 +77,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.chat_fanout import (
     CLIENT_CPUS,
     ROOT,
-    SECRET_KEY,
     SERVER_CPUS,
-    VIEWER_SECRET,
     cpu_seconds,
     free_port,
+    launch_showroom,
     pin,
+    start_live_show,
     wait_ready,
 )
 from media.relay import tap_receiver
@@ -415,49 +415,9 @@ class Target:
 
 
 async def start_showroom(work: Path) -> Target:
-    port = free_port()
-    env = {
-        **os.environ,
-        "SHOWROOM_PORT": str(port),
-        "SHOWROOM_DATA_DIR": str(work / "data"),
-        "SHOWROOM_SECRET_KEY": SECRET_KEY,
-        "SHOWROOM_VIEWER_JWT_SECRET": VIEWER_SECRET,
-        "SHOWROOM_LOG_LEVEL": "WARNING",
-    }
-    env.pop("REDIS_URL", None)
-    env.pop("DATABASE_URL", None)
-    cli = [sys.executable, "-m", "server.cli"]
-
-    async def run(*args: str) -> str:
-        proc = await asyncio.create_subprocess_exec(
-            *cli, *args, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE
-        )
-        out, _ = await proc.communicate()
-        if proc.returncode:
-            raise RuntimeError(f"showroom {args[0]} failed")
-        return out.decode().strip()
-
-    await run("migrate")
-    admin = (await run("create-token", "--role", "admin")).splitlines()[-1]
-    process = await asyncio.create_subprocess_exec(
-        *cli,
-        "serve",
-        env=env,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL,
-        preexec_fn=pin(SERVER_CPUS),
-    )
-    url = f"http://127.0.0.1:{port}"
-    await wait_ready(url, process)
+    process, url, admin = await launch_showroom(work, {})
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin}"}) as http:
-        async with http.post(
-            f"{url}/api/v1/shows",
-            json={"title": "Relay bench", "scheduled_start": "2026-12-01T12:00:00Z"},
-        ) as r:
-            show_id = (await r.json())["id"]
-        async with http.post(f"{url}/api/v1/shows/{show_id}/start") as r:
-            if r.status != 200:
-                raise RuntimeError(f"could not start the show: {r.status}")
+        show_id = await start_live_show(http, url, "Relay bench")
         async with http.post(
             f"{url}/api/v1/api-keys",
             json={"role": "host", "show_id": show_id, "name": "bench host"},
