@@ -409,6 +409,18 @@ class MediaHub:
             return None
         return found
 
+    def relaying_to(self, show_id: str, session_id: str, *, within: float = 5.0) -> bool:
+        """Whether this process is sending the show's live media to that WHEP session now:
+        the host's media is flowing and the viewer's RTCP was heard within `within` seconds
+        (what watch time is credited on)."""
+        session = self.session(session_id, show_id, Role.VIEWER)
+        return (
+            session is not None
+            and session.connected
+            and time.monotonic() - session.last_heard < within
+            and self.statuses.get(show_id) is StreamStatus.PUBLISHING
+        )
+
     async def hang_up(self, session: Session) -> None:
         """A DELETE: the peer says goodbye."""
         if session.role is Role.PUBLISHER and self.publishers.get(session.show_id) is session:

@@ -21,7 +21,9 @@ from server.http.observability import Metrics, observe
 from server.http.pages import add_pages
 from server.http.routes import OPERATIONS
 from server.keys import (
+    ACCRUAL,
     DATABASE,
+    FUNNEL,
     LIVE,
     MEDIA,
     METRICS,
@@ -31,14 +33,20 @@ from server.keys import (
     ROOMS,
     SETTINGS,
     STOCK,
+    WATCH,
+    WEBHOOKS,
 )
 from server.realtime.bus import RedisRoomBus
 from server.realtime.live import NAMESPACE, LiveNamespace, ReactionTally, catch_up
 from server.realtime.rooms import RoomHub
 from server.realtime.stock import StockBoard
-from server.services import orders, pins
+from server.realtime.watch import WatchClock
+from server.services import ledger, orders, pins
+from server.services.accrual import Accrual
+from server.services.funnel import FunnelBoard
 from server.services.identity import GUEST_COOKIE, Principal, Unauthenticated, identify
 from server.services.room import record_peak_viewers
+from server.services.webhooks import Dispatcher
 from server.store.db import Database, create_engine
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -107,7 +115,24 @@ def _attach_live_room(app: web.Application, settings: Settings) -> None:
     tally = ReactionTally(lambda: app[DATABASE], hub)
     app[ROOMS], app[REACTIONS] = hub, tally
     app[STOCK] = StockBoard(hub)
-    app[LIVE] = LiveNamespace(db=lambda: app[DATABASE], settings=settings, hub=hub, tally=tally)
+    app[FUNNEL] = FunnelBoard(lambda: app[DATABASE])
+    app[ACCRUAL] = Accrual(lambda: app[DATABASE])
+    app[WATCH] = WatchClock(
+        app[ACCRUAL],
+        # Watching earns only while this process relays the show's media to that player.
+        media_ok=lambda show_id, session: MEDIA in app and app[MEDIA].relaying_to(show_id, session),
+    )
+    app[LIVE] = LiveNamespace(
+        db=lambda: app[DATABASE],
+        settings=settings,
+        hub=hub,
+        tally=tally,
+        funnel=app[FUNNEL],
+        accrual=app[ACCRUAL],
+        watch=app[WATCH],
+    )
+    app[ACCRUAL].on_credit = app[LIVE].announce_points
+    app[ACCRUAL].audience = lambda: {show: hub.viewer_count(show) for show in hub.rooms}
     sio.register_namespace(app[LIVE])
     sio.attach(app, socketio_path="socket.io")
     app.cleanup_ctx.append(_rooms)
@@ -148,11 +173,82 @@ async def _sweep_reservations(app: web.Application) -> None:
 
 
 async def _orders(app: web.Application) -> AsyncIterator[None]:
-    sweeper = asyncio.create_task(_sweep_reservations(app), name="reservation-sweeper")
+    tasks = [
+        asyncio.create_task(_sweep_reservations(app), name="reservation-sweeper"),
+        asyncio.create_task(app[FUNNEL].run(), name="funnel-writer"),
+    ]
     yield
-    sweeper.cancel()
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    try:
+        await app[FUNNEL].flush()  # steps counted since the last write are not lost
+    except Exception:
+        logging.getLogger("showroom.funnel").exception("final funnel write failed")
+
+
+WEBHOOK_STOP_SECONDS = 5.0
+
+
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    """The webhook dispatcher: delivers the outbox (server/services/webhooks.py). Other
+    processes run their own; a delivery is only ever taken by one of them at a time."""
+    settings = app[SETTINGS]
+    dispatcher = Dispatcher(
+        app[DATABASE],
+        timeout_seconds=settings.webhook_timeout_seconds,
+        max_attempts=settings.webhook_max_attempts,
+        retry_base_seconds=settings.webhook_retry_seconds,
+    )
+    app[WEBHOOKS] = dispatcher
+    task = asyncio.create_task(dispatcher.run(), name="webhook-dispatcher")
+    yield
+    # Gracefully: no database call is cut off, and attempts under way are given back.
+    dispatcher.stop()
+    done, _ = await asyncio.wait({task}, timeout=WEBHOOK_STOP_SECONDS)
+    if not done:
+        task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await sweeper
+        await task
+
+
+POINTS_EXPIRY_SECONDS = 3600.0
+
+
+async def _expire_points(app: web.Application) -> None:
+    log = logging.getLogger("showroom.engagement")
+    while True:
+        try:
+            expired = await ledger.do_expire_points(app[DATABASE])
+            if expired:
+                log.info("expired %d points", expired)
+        except Exception:
+            log.exception("points expiry failed")
+        await asyncio.sleep(POINTS_EXPIRY_SECONDS)
+
+
+async def _engagement(app: web.Application) -> AsyncIterator[None]:
+    """Engagement is written every SHOWROOM_ENGAGEMENT_FLUSH_SECONDS, and once more on a
+    clean shutdown; points past their policy expire hourly."""
+    accrual = app[ACCRUAL]
+    tasks = [
+        asyncio.create_task(
+            accrual.run(app[SETTINGS].engagement_flush_seconds), name="engagement-writer"
+        ),
+        asyncio.create_task(_expire_points(app), name="points-expiry"),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    try:
+        await accrual.flush()
+    except Exception:
+        logging.getLogger("showroom.engagement").exception("final engagement write failed")
 
 
 async def _media(app: web.Application) -> AsyncIterator[None]:
@@ -229,6 +325,8 @@ def create_app(settings: Settings) -> web.Application:
     _attach_live_room(app, settings)
     app.cleanup_ctx.append(_media)
     app.cleanup_ctx.append(_orders)
+    app.cleanup_ctx.append(_engagement)
+    app.cleanup_ctx.append(_webhooks)
     if settings.redis_url is not None:
         app.cleanup_ctx.append(_room_bus)
     return app

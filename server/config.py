@@ -250,6 +250,36 @@ SETTINGS: tuple[Setting, ...] = (
         "Most units of one product in one order.",
     ),
     Setting(
+        "SHOWROOM_WEBHOOK_TIMEOUT_SECONDS",
+        "webhook_timeout_seconds",
+        _positive_float,
+        "10",
+        "Seconds a webhook receiver has to answer one attempt; slower counts as a failure.",
+    ),
+    Setting(
+        "SHOWROOM_WEBHOOK_MAX_ATTEMPTS",
+        "webhook_max_attempts",
+        _positive_int,
+        "8",
+        "Attempts per webhook delivery before it is marked failed (an admin can retry it).",
+    ),
+    Setting(
+        "SHOWROOM_WEBHOOK_RETRY_SECONDS",
+        "webhook_retry_seconds",
+        _positive_float,
+        "5",
+        "First retry delay of a failed webhook attempt; each next one doubles (with jitter, "
+        "at most an hour).",
+    ),
+    Setting(
+        "SHOWROOM_ENGAGEMENT_FLUSH_SECONDS",
+        "engagement_flush_seconds",
+        _positive_float,
+        "5",
+        "How often watch time, engagement and the points they earn are written (one "
+        "transaction each time); a crash loses at most this much.",
+    ),
+    Setting(
         "SHOWROOM_ICE_SERVERS",
         "ice_servers",
         _ice_servers,
@@ -297,6 +327,10 @@ class Settings:
     max_pins: int = 3
     reservation_seconds: int = 600
     max_quantity: int = 10
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_retry_seconds: float = 5.0
+    engagement_flush_seconds: float = 5.0
     ice_servers: tuple[str, ...] = ()
     media_connect_timeout: float = 30.0
     log_format: str = "text"

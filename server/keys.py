@@ -11,6 +11,10 @@ from server.http.observability import Metrics
 from server.realtime.live import LiveNamespace, ReactionTally
 from server.realtime.rooms import RoomHub
 from server.realtime.stock import StockBoard
+from server.realtime.watch import WatchClock
+from server.services.accrual import Accrual
+from server.services.funnel import FunnelBoard
+from server.services.webhooks import Dispatcher
 from server.store.db import Database
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -22,4 +26,8 @@ REACTIONS = web.AppKey("reactions", ReactionTally)
 LIVE = web.AppKey("live", LiveNamespace)
 MEDIA = web.AppKey("media", MediaHub)
 STOCK = web.AppKey("stock", StockBoard)
+FUNNEL = web.AppKey("funnel", FunnelBoard)
+ACCRUAL = web.AppKey("accrual", Accrual)
+WATCH = web.AppKey("watch", WatchClock)
+WEBHOOKS = web.AppKey("webhooks", Dispatcher)
 OPENAPI = web.AppKey("openapi", dict)  # type: ignore[type-abstract]

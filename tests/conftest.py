@@ -114,6 +114,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         viewer_jwt_secret=VIEWER_SECRET,
         max_body_bytes=64 * 1024,
         max_import_bytes=256 * 1024,
+        # Tests that count what a request wrote must not see a background flush land
+        # meanwhile: engagement tests flush on purpose (or set their own interval).
+        engagement_flush_seconds=3600.0,
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from server.http.contract import PATH_PARAMS, Operation
 from server.http.routes import OPERATIONS
-from server.services import catalog, identity, shows
+from server.services import catalog, identity, shows, webhooks
 from server.services.identity import Role
 from server.store.db import Database
 from tests.conftest import Api, product_body, snapshot, viewer_token
@@ -27,6 +27,7 @@ class Case:
     status: int
     auth: str | None = "admin"  # "admin", a literal token, or None
     path: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
     query: str = ""
     body: Any = None
     raw: bytes | None = None
@@ -50,6 +51,16 @@ VALID_BODIES: dict[str, tuple[dict[str, Any], str, Any]] = {
         5,
     ),
     "createApiKey": ({"role": "host"}, "name", False),
+    "addCartItem": ({"sku": "WORLD-1"}, "quantity", "1"),
+    "setCartItem": ({"quantity": 2}, "quantity", True),
+    "checkoutCart": ({}, "show_id", 5),
+    "createHandoff": ({"items": [{"sku": "WORLD-1", "quantity": 1}]}, "items", {}),
+    "setLoyaltyRules": ({"chat_points": 2}, "chat_points", "2"),
+    "setShowLoyaltyRules": ({"watch_points_per_minute": 2}, "badges", "yes"),
+    "redeemPoints": ({"points": 5, "channel": "pos"}, "points", "5"),
+    "adjustPoints": ({"points": 5, "note": "goodwill"}, "note", 5),
+    "createWebhookEndpoint": ({"url": "https://hooks.example.com/a"}, "event_types", "order.paid"),
+    "updateWebhookEndpoint": ({"description": "OMS"}, "enabled", "yes"),
 }
 
 # Business rules a well-typed body can still break.
@@ -167,7 +178,103 @@ RULE_CASES: dict[str, list[Case]] = {
             field="title",
         ),
     ],
-    "updateShow": [Case("empty", 422, body={})],
+    "updateShow": [
+        Case("empty", 422, body={}),
+        Case("handoff-without-url", 422, body={"checkout_mode": "handoff"}, field="handoff_url"),
+        Case(
+            "handoff-url-without-items",
+            422,
+            body={"handoff_url": "https://shop.example/cart"},
+            field="handoff_url",
+        ),
+        Case(
+            "handoff-url-unknown-placeholder",
+            422,
+            body={"handoff_url": "https://shop.example/cart/{items}?u={user}"},
+            field="handoff_url",
+        ),
+        Case(
+            "handoff-url-not-http",
+            422,
+            body={"handoff_url": "javascript:{items}"},
+            field="handoff_url",
+        ),
+        Case("claim-keyword-space", 422, body={"claim_keyword": "+1 now"}, field="claim_keyword"),
+    ],
+    "addCartItem": [
+        Case("zero", 422, body={"sku": "WORLD-1", "quantity": 0}, field="quantity"),
+        Case("over-limit", 422, body={"sku": "WORLD-1", "quantity": 11}, field="quantity"),
+        Case("unknown-sku", 404, body={"sku": "NOPE-1"}, field="sku"),
+        Case("unknown-show", 404, body={"sku": "WORLD-1", "show_id": MISSING_ID}, field="show_id"),
+        Case("client-price", 422, body={"sku": "WORLD-1", "price": 1}, field="price"),
+    ],
+    "removeCartItem": [Case("not-in-cart", 404, detail="not in the cart")],
+    "checkoutCart": [Case("empty-cart", 409, body={}, detail="the cart is empty")],
+    "createHandoff": [Case("native-show", 409, body={}, detail="takes orders in Showroom")],
+    "setLoyaltyRules": [
+        Case("empty", 422, body={}),
+        Case("unknown-rule", 422, body={"free_money": 1}, field="free_money"),
+        Case("negative", 422, body={"chat_points": -1}, field="chat_points"),
+        Case(
+            "tiers-not-rising",
+            422,
+            body={"tiers": [{"name": "A", "min_points": 0}, {"name": "B", "min_points": 0}]},
+            field="tiers",
+        ),
+        Case(
+            "first-tier-above-zero",
+            422,
+            body={"tiers": [{"name": "A", "min_points": 5}]},
+            field="tiers.0.min_points",
+        ),
+    ],
+    "redeemPoints": [
+        Case("no-key", 400, body={"points": 5, "channel": "pos"}, field="Idempotency-Key"),
+        Case(
+            "over-balance",
+            409,
+            body={"points": 5, "channel": "pos"},
+            headers={"Idempotency-Key": "r-1"},
+            detail="the balance is 0 points",
+        ),
+        Case(
+            "zero",
+            422,
+            body={"points": 0, "channel": "pos"},
+            headers={"Idempotency-Key": "r-2"},
+            field="points",
+        ),
+        Case(
+            "negative",
+            422,
+            body={"points": -3, "channel": "pos"},
+            headers={"Idempotency-Key": "r-3"},
+            field="points",
+        ),
+        Case(
+            "unknown-member",
+            404,
+            path={"member_id": "nobody-here"},
+            body={"points": 1, "channel": "pos"},
+            headers={"Idempotency-Key": "r-4"},
+        ),
+    ],
+    "adjustPoints": [
+        Case(
+            "zero",
+            422,
+            body={"points": 0, "note": "x"},
+            headers={"Idempotency-Key": "a-1"},
+            field="points",
+        ),
+        Case(
+            "below-zero",
+            409,
+            body={"points": -1, "note": "x"},
+            headers={"Idempotency-Key": "a-2"},
+        ),
+    ],
+    "getMemberPoints": [Case("unknown-member", 404, path={"member_id": "nobody-here"})],
     "createApiKey": [
         Case("viewer-role", 422, body={"role": "viewer"}, field="role"),
         Case("unknown-show", 422, body={"role": "host", "show_id": MISSING_ID}, field="show_id"),
@@ -195,6 +302,41 @@ RULE_CASES: dict[str, list[Case]] = {
             field="price",
         ),
     ],
+    "createWebhookEndpoint": [
+        Case("not-http", 422, body={"url": "ftp://hooks.example.com/a"}, field="url"),
+        Case("relative-url", 422, body={"url": "/hooks"}, field="url"),
+        Case("no-url", 422, body={"description": "OMS"}, field="url"),
+        Case("url-too-long", 422, body={"url": "https://h.example/" + "a" * 2048}, field="url"),
+        Case(
+            "unknown-event",
+            422,
+            body={"url": "https://h.example/a", "event_types": ["order.shipped"]},
+            field="event_types.0",
+        ),
+        Case(
+            "repeated-event",
+            422,
+            body={"url": "https://h.example/a", "event_types": ["order.paid", "order.paid"]},
+            field="event_types.1",
+        ),
+        Case(
+            "no-events",
+            422,
+            body={"url": "https://h.example/a", "event_types": []},
+            field="event_types",
+        ),
+    ],
+    "updateWebhookEndpoint": [
+        Case("empty", 422, body={}),
+        Case("not-http", 422, body={"url": "javascript:alert(1)"}, field="url"),
+        Case("unknown-event", 422, body={"event_types": ["order.*"]}, field="event_types.0"),
+    ],
+    "listWebhookDeliveries": [
+        Case("bad-status", 400, query="?status=lost", field="status"),
+        Case("bad-event-type", 400, query="?event_type=order.shipped", field="event_type"),
+        Case("bad-endpoint-id", 400, query="?endpoint_id=nope", field="endpoint_id"),
+    ],
+    "retryWebhookDelivery": [Case("no-such-delivery", 404, detail="no webhook delivery")],
 }
 
 
@@ -210,6 +352,8 @@ def generic_cases(op: Operation) -> list[Case]:
     good_body = VALID_BODIES[op.operation_id][0] if op.body else None
     for name in (p[1:-1] for p in op.path.split("/") if p.startswith("{")):
         malformed = "not-a-uuid" if PATH_PARAMS[name][0].get("format") == "uuid" else "bad sku!"
+        if name == "member_id":  # the brand's ids may hold any character but "/"
+            malformed = "m" * 129
         missing = MISSING_ID if malformed == "not-a-uuid" else "NO-SUCH-SKU"
         cases.append(
             Case(f"malformed-{name}", 404, path={name: malformed}, body=good_body, detail=name)
@@ -279,6 +423,12 @@ async def world(db: Database) -> dict[str, str]:
         default_currency="HKD",
     )
     key, admin = await identity.do_create_api_key(db, role=Role.ADMIN, name="walker")
+    await identity.do_register_member(db, identity.Principal(Role.VIEWER, "world-member"))
+    # Never called: no case places an order. Its deliveries would not be in the world either,
+    # since the app's dispatcher would write to the log while a case runs.
+    endpoint, _ = await webhooks.do_create_endpoint(
+        db, url="http://127.0.0.1:9/never", event_types=None
+    )
     return {
         "sku": product.sku,
         "show_id": str(show.id),
@@ -286,6 +436,9 @@ async def world(db: Database) -> dict[str, str]:
         "admin": admin,
         "session_id": "no-such-session",  # WHIP/WHEP sessions live in memory, not the database
         "order_id": MISSING_ID,
+        "endpoint_id": str(endpoint.id),
+        "delivery_id": MISSING_ID,
+        "member_id": "world-member",
     }
 
 
@@ -296,7 +449,7 @@ async def test_bad_input(
     api: Api, db: Database, world: dict[str, str], op: Operation, case: Case
 ) -> None:
     path = op.path.format(**{**world, **case.path})
-    headers = {}
+    headers = dict(case.headers)
     if case.content_type:
         headers["Content-Type"] = case.content_type
     # "admin" means a caller the operation admits: an admin, or a viewer where only buyers may.

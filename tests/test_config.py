@@ -37,6 +37,11 @@ def test_defaults(tmp_path: Path) -> None:
     assert (settings.default_currency, settings.default_locale) == ("HKD", "zh-HK")
     assert (settings.banned_words, settings.banned_words_mode) == ((), "mask")
     assert (settings.chat_burst, settings.chat_per_second) == (5, 1.0)
+    assert (
+        settings.webhook_timeout_seconds,
+        settings.webhook_max_attempts,
+        settings.webhook_retry_seconds,
+    ) == (10.0, 8, 5.0)
     assert (settings.log_format, settings.log_level) == ("text", "INFO")
     assert not settings.secure_cookies
 
@@ -107,6 +112,10 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("SHOWROOM_MAX_PINS", "5", "max_pins", 5),
     ("SHOWROOM_RESERVATION_SECONDS", "120", "reservation_seconds", 120),
     ("SHOWROOM_MAX_QUANTITY", "3", "max_quantity", 3),
+    ("SHOWROOM_WEBHOOK_TIMEOUT_SECONDS", "2.5", "webhook_timeout_seconds", 2.5),
+    ("SHOWROOM_WEBHOOK_MAX_ATTEMPTS", "3", "webhook_max_attempts", 3),
+    ("SHOWROOM_WEBHOOK_RETRY_SECONDS", "0.25", "webhook_retry_seconds", 0.25),
+    ("SHOWROOM_ENGAGEMENT_FLUSH_SECONDS", "0.5", "engagement_flush_seconds", 0.5),
     ("SHOWROOM_ICE_SERVERS", "stun:stun.example.com:3478, turn:turn.example.com", "ice_servers",
      ("stun:stun.example.com:3478", "turn:turn.example.com")),
     ("SHOWROOM_MEDIA_CONNECT_TIMEOUT", "12.5", "media_connect_timeout", 12.5),
@@ -271,6 +280,12 @@ def test_public_url_default_brackets_an_ipv6_host(tmp_path: Path) -> None:
         ("SHOWROOM_MAX_PINS", "0"),
         ("SHOWROOM_RESERVATION_SECONDS", "-1"),
         ("SHOWROOM_MAX_QUANTITY", "many"),
+        ("SHOWROOM_WEBHOOK_TIMEOUT_SECONDS", "0"),
+        ("SHOWROOM_WEBHOOK_MAX_ATTEMPTS", "0"),
+        ("SHOWROOM_WEBHOOK_MAX_ATTEMPTS", "2.5"),
+        ("SHOWROOM_WEBHOOK_RETRY_SECONDS", "-1"),
+        ("SHOWROOM_WEBHOOK_RETRY_SECONDS", "soon"),
+        ("SHOWROOM_ENGAGEMENT_FLUSH_SECONDS", "0"),
     ],
 )
 def test_invalid_values_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:

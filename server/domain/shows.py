@@ -26,13 +26,16 @@ _TRANSITIONS: dict[tuple[ShowState, ShowAction], ShowState] = {
     (ShowState.SCHEDULED, ShowAction.CANCEL): ShowState.CANCELLED,
 }
 
+# How the show sells may change until it ends (a brand can switch to its own cart mid-show).
+SELLING = frozenset({"checkout_mode", "handoff_url", "claim_keyword"})
+
 # Fields a show may still change in each state: the schedule only before it starts,
 # the words on screen until it ends, nothing afterwards (the replay shows what was live).
 _EDITABLE: dict[ShowState, frozenset[str]] = {
     ShowState.SCHEDULED: frozenset(
-        {"title", "description", "scheduled_start", "host_name", "locale", "currency"}
+        {"title", "description", "scheduled_start", "host_name", "locale", "currency"} | SELLING
     ),
-    ShowState.LIVE: frozenset({"title", "description"}),
+    ShowState.LIVE: frozenset({"title", "description"} | SELLING),
     ShowState.ENDED: frozenset(),
     ShowState.CANCELLED: frozenset(),
 }

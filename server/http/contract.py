@@ -60,6 +60,12 @@ PATH_PARAMS: dict[str, tuple[Schema, str]] = {
     "sku": (SKU, "The product's SKU."),
     "key_id": (UUID, "The API key's id."),
     "order_id": (UUID, "The order's id."),
+    "endpoint_id": (UUID, "The webhook endpoint's id."),
+    "delivery_id": (UUID, "The webhook delivery's id."),
+    "member_id": (
+        {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^/]+$"},
+        "The brand's member id (the `sub` of its viewer tokens).",
+    ),
     "session_id": (
         {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
         "The WHIP or WHEP session, from the Location of the answer.",

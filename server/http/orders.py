@@ -11,33 +11,14 @@ from aiohttp import web
 from server.domain.orders import LineRequest, OrderStatus, PaymentMethod
 from server.http import views
 from server.http.contract import BODY, PATH, PRINCIPAL, QUERY
-from server.keys import DATABASE, SETTINGS, STOCK
+from server.keys import DATABASE, FUNNEL, SETTINGS, STOCK
 from server.services import orders, pins
+from server.services.funnel import FunnelStep
 
 
 def order_view(record: orders.OrderRecord) -> dict[str, Any]:
-    return {
-        "id": str(record.id),
-        "status": record.status.value,
-        "show_id": str(record.show_id) if record.show_id else None,
-        "total": {"amount_minor": record.total_minor, "currency": record.currency},
-        "lines": [
-            {
-                "sku": line.sku,
-                "title": line.title,
-                "quantity": line.quantity,
-                "unit_price": {"amount_minor": line.unit_price_minor, "currency": record.currency},
-                "flash": line.flash,
-            }
-            for line in record.lines
-        ],
-        "reserved_until": views.when(record.reserved_until),
-        "contact": record.contact,
-        "delivery": record.delivery,
-        "payment_method": record.payment_method,
-        "created_at": views.when(record.created_at),
-        "placed_at": views.when(record.placed_at),
-    }
+    # The same document order webhooks carry as their `data`.
+    return orders.order_document(record)
 
 
 async def create_checkout(request: web.Request) -> web.Response:
@@ -51,10 +32,13 @@ async def create_checkout(request: web.Request) -> web.Response:
         idempotency_key=request.headers.get("Idempotency-Key"),
         reservation=timedelta(seconds=settings.reservation_seconds),
         max_quantity=settings.max_quantity,
+        # Viewers of shows where the sold products are pinned see the new stock: read once
+        # per round of checkouts, in its transaction, and coalesced by the board.
+        on_stock=request.app[STOCK].note,
     )
-    if created:
-        # Viewers of shows where these products are pinned see the new stock (coalesced).
-        await _note_stock(request, [line.sku for line in record.lines])
+    if created and record.show_id is not None:
+        for line in record.lines:
+            request.app[FUNNEL].note(record.show_id, line.sku, FunnelStep.CHECKOUT_STARTED)
     headers = {"Location": f"/api/v1/orders/{record.id}"} if created else None
     return views.reply(order_view(record), 201 if created else 200, headers)
 
@@ -79,7 +63,7 @@ async def confirm_order(request: web.Request) -> web.Response:
     return views.reply(order_view(record))
 
 
-async def _note_stock(request: web.Request, skus: list[str]) -> None:
+async def note_stock(request: web.Request, skus: list[str]) -> None:
     request.app[STOCK].note(await pins.access_pinned_stock(request.app[DATABASE], skus))
 
 
@@ -100,7 +84,7 @@ async def list_orders(request: web.Request) -> web.Response:
 
 async def cancel_order(request: web.Request) -> web.Response:
     record, returned = await orders.do_cancel(request.app[DATABASE], request[PATH]["order_id"])
-    await _note_stock(request, list(returned))
+    await note_stock(request, list(returned))
     return views.reply(order_view(record))
 
 

@@ -13,7 +13,7 @@ from server.domain.money import Money
 from server.http import views
 from server.http.contract import BODY, PATH, PRINCIPAL
 from server.http.problems import Problem
-from server.keys import DATABASE, ROOMS, SETTINGS
+from server.keys import DATABASE, LIVE, ROOMS, SETTINGS
 from server.realtime import payloads
 from server.services import pins
 from server.store.models import utcnow
@@ -23,6 +23,7 @@ def _answer(request: web.Request, found: pins.Pins, *, announce: bool) -> web.Re
     event = payloads.pins_event(found, utcnow())
     if announce:
         request.app[ROOMS].publish(str(request[PATH]["show_id"]), event)
+        request.app[LIVE].forget_commerce(str(request[PATH]["show_id"]))
     return views.reply({"seq": event["seq"], "products": event["products"]})
 
 

@@ -6,6 +6,7 @@ responses in the tests, so the document cannot drift from the code.
 
 from __future__ import annotations
 
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from server.domain.catalog import (
@@ -15,9 +16,13 @@ from server.domain.catalog import (
     TITLE_MAX,
     ProductStatus,
 )
+from server.domain.loyalty import MAX_POINTS, EarningRules, EntryKind, Reason
 from server.domain.money import MAX_AMOUNT_MINOR, SUPPORTED_CURRENCIES
 from server.domain.shows import ShowState
 from server.domain.text import SUPPORTED_LOCALES
+from server.domain.webhooks import DESCRIPTION_MAX as WEBHOOK_DESCRIPTION_MAX
+from server.domain.webhooks import EVENT_TYPES as WEBHOOK_EVENT_TYPES
+from server.domain.webhooks import URL_MAX as WEBHOOK_URL_MAX
 from server.services import shows as show_rules
 from server.services.identity import Role
 
@@ -72,6 +77,29 @@ _SHOW_FIELDS: Schema = {
     "host_name": {"type": "string", "maxLength": show_rules.HOST_NAME_MAX},
     "locale": LOCALE,
     "currency": CURRENCY,
+    "checkout_mode": {
+        "type": "string",
+        "enum": ["native", "handoff"],
+        "description": "native: orders in Showroom; handoff: the brand's own cart at handoff_url.",
+    },
+    "handoff_url": nullable(
+        {
+            "type": "string",
+            "maxLength": 2048,
+            "description": "The brand's cart link, an absolute http(s) URL template with {items} "
+            "(SKU:QTY pairs joined by commas) and optionally {show_id} and {pin_id}, e.g. "
+            "https://shop.example/cart/{items}?ref=showroom&show={show_id}. Required for handoff.",
+        }
+    ),
+    "claim_keyword": nullable(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 16,
+            "description": "What a viewer types in chat to claim the pinned product (default +1; "
+            "null turns comment-to-order off).",
+        }
+    ),
 }
 
 _PRODUCT_FIELDS: Schema = {
@@ -83,6 +111,30 @@ _PRODUCT_FIELDS: Schema = {
     "image_url": nullable({"type": "string", "maxLength": IMAGE_URL_MAX}),
     "stock": {"type": "integer", "minimum": 0, "maximum": MAX_STOCK},
     "status": {"type": "string", "enum": [s.value for s in ProductStatus]},
+}
+
+_RULE_FIELDS: Schema = {
+    **{
+        f.name: {"type": "integer", "minimum": 0, "maximum": 100_000}
+        for f in dataclass_fields(EarningRules)
+        if f.name not in ("tiers", "badges")
+    },
+    "tiers": {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 10,
+        "description": "Lowest first; the first starts at 0 points.",
+        "items": {
+            "type": "object",
+            "required": ["name", "min_points"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 40},
+                "min_points": {"type": "integer", "minimum": 0},
+            },
+        },
+    },
+    "badges": {"type": "boolean", "description": "Award milestone badges."},
 }
 
 SCHEMAS: dict[str, Schema] = {
@@ -151,6 +203,9 @@ SCHEMAS: dict[str, Schema] = {
             "ended_at",
             "cancelled_at",
             "peak_viewers",
+            "checkout_mode",
+            "handoff_url",
+            "claim_keyword",
             "stream_status",
             "links",
         ],
@@ -405,6 +460,337 @@ SCHEMAS: dict[str, Schema] = {
             },
         },
     },
+    "MemberPoints": {
+        "type": "object",
+        "required": [
+            "member_id",
+            "balance",
+            "tier",
+            "rolling_points",
+            "badges",
+            "streak",
+            "shows_attended",
+            "updated_at",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "member_id": {"type": "string"},
+            "balance": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "The sum of the member's ledger entries.",
+            },
+            "tier": {"type": "string"},
+            "rolling_points": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Points earned in the tier window (tier_window_months), net of "
+                "reversals: what the tier is decided on.",
+            },
+            "badges": {"type": "array", "items": {"type": "string"}},
+            "streak": {"type": "integer", "minimum": 0, "description": "Shows in a row."},
+            "shows_attended": {"type": "integer", "minimum": 0},
+            "updated_at": nullable(DATE_TIME),
+        },
+    },
+    "LedgerEntry": {
+        "type": "object",
+        "required": [
+            "id",
+            "member_id",
+            "kind",
+            "reason",
+            "points",
+            "balance_after",
+            "show_id",
+            "order_id",
+            "rules_version",
+            "note",
+            "created_at",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": UUID,
+            "member_id": {"type": "string"},
+            "kind": {"type": "string", "enum": [k.value for k in EntryKind]},
+            "reason": {"type": "string", "enum": [r.value for r in Reason]},
+            "points": {"type": "integer", "description": "Signed: credits are positive."},
+            "balance_after": {"type": "integer", "minimum": 0},
+            "show_id": nullable(UUID),
+            "order_id": nullable(UUID),
+            "rules_version": nullable({"type": "integer", "minimum": 0}),
+            "note": nullable({"type": "string"}),
+            "created_at": DATE_TIME,
+        },
+    },
+    "LedgerEntryPage": page_of("LedgerEntry"),
+    "Redemption": {
+        "type": "object",
+        "required": ["points", "channel"],
+        "additionalProperties": False,
+        "properties": {
+            "points": {"type": "integer", "minimum": 1, "maximum": MAX_POINTS},
+            "channel": {"type": "string", "enum": ["pos", "eshop", "other"]},
+            "reference": {
+                "type": "string",
+                "maxLength": 100,
+                "description": "The receipt or order number at the till or shop.",
+            },
+        },
+    },
+    "Adjustment": {
+        "type": "object",
+        "required": ["points", "note"],
+        "additionalProperties": False,
+        "properties": {
+            "points": {
+                "type": "integer",
+                "minimum": -MAX_POINTS,
+                "maximum": MAX_POINTS,
+                "description": "Non-zero: positive adds, negative takes (never below zero).",
+            },
+            "note": {"type": "string", "minLength": 1, "maxLength": 500},
+        },
+    },
+    "LoyaltyRuleValues": {
+        "type": "object",
+        "required": sorted(_RULE_FIELDS),
+        "additionalProperties": False,
+        "properties": _RULE_FIELDS,
+    },
+    "LoyaltyRulesUpdate": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": _RULE_FIELDS,
+        "description": "Only the rules that change; the rest keep their value.",
+    },
+    "ShowLoyaltyRulesUpdate": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": _RULE_FIELDS,
+        "description": "The show's overrides, replacing any it had ({} removes them).",
+    },
+    "LoyaltyRules": {
+        "type": "object",
+        "required": ["version", "rules"],
+        "additionalProperties": False,
+        "properties": {
+            "version": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Bumped by every change (0: the defaults).",
+            },
+            "rules": ref("LoyaltyRuleValues"),
+        },
+    },
+    "ShowLoyaltyRules": {
+        "type": "object",
+        "required": ["show_id", "version", "overrides", "rules"],
+        "additionalProperties": False,
+        "properties": {
+            "show_id": UUID,
+            "version": {"type": "integer", "minimum": 0},
+            "overrides": {"type": "object"},
+            "rules": {**ref("LoyaltyRuleValues"), "description": "What applies in the show."},
+        },
+    },
+    "Cart": {
+        "type": "object",
+        "description": "Prices are read now: a product added from a show has that show's flash "
+        "price while it lasts. The cart holds no stock; checkout reserves it.",
+        "required": ["items", "total", "count"],
+        "additionalProperties": False,
+        "properties": {
+            "items": {"type": "array", "items": ref("CartLine")},
+            "total": {
+                **nullable(ref("Money")),
+                "description": "null when the cart is empty or mixes currencies.",
+            },
+            "count": {"type": "integer", "minimum": 0, "description": "Units in the cart."},
+        },
+    },
+    "CartLine": {
+        "type": "object",
+        "required": [
+            "sku",
+            "title",
+            "image_url",
+            "quantity",
+            "unit_price",
+            "compare_at_price",
+            "line_total",
+            "flash",
+            "stock",
+            "available",
+            "show_id",
+            "added_at",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "sku": SKU,
+            "title": localized(TITLE_MAX),
+            "image_url": nullable({"type": "string"}),
+            "quantity": {"type": "integer", "minimum": 1},
+            "unit_price": ref("Money"),
+            "compare_at_price": nullable(ref("Money")),
+            "line_total": ref("Money"),
+            "flash": {"type": "boolean"},
+            "stock": {"type": "integer", "minimum": 0},
+            "available": {
+                "type": "boolean",
+                "description": "On sale with enough stock for this quantity right now.",
+            },
+            "show_id": {**nullable(UUID), "description": "The show it was added from."},
+            "added_at": DATE_TIME,
+        },
+    },
+    "CartItemAdd": {
+        "type": "object",
+        "required": ["sku"],
+        "additionalProperties": False,
+        "properties": {
+            "sku": SKU,
+            "quantity": {"type": "integer", "minimum": 1, "default": 1},
+            "show_id": {**UUID, "description": "The show it is added from (its flash price)."},
+        },
+    },
+    "CartItemUpdate": {
+        "type": "object",
+        "required": ["quantity"],
+        "additionalProperties": False,
+        "properties": {
+            "quantity": {"type": "integer", "minimum": 1},
+            "show_id": UUID,
+        },
+    },
+    "CartCheckout": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "show_id": {
+                **UUID,
+                "description": "The show to credit (its flash prices apply); by default the "
+                "show the latest item was added from.",
+            },
+        },
+    },
+    "HandoffCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "items": {
+                **{
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 20,
+                    "items": {
+                        "type": "object",
+                        "required": ["sku", "quantity"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "sku": SKU,
+                            "quantity": {"type": "integer", "minimum": 1},
+                        },
+                    },
+                },
+                "description": "What to buy (buy now); without it, the buyer's cart.",
+            },
+        },
+    },
+    "Handoff": {
+        "type": "object",
+        "required": ["url", "show_id", "items"],
+        "additionalProperties": False,
+        "properties": {
+            "url": {"type": "string", "description": "Send the viewer here."},
+            "show_id": UUID,
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["sku", "quantity"],
+                    "additionalProperties": False,
+                    "properties": {"sku": SKU, "quantity": {"type": "integer", "minimum": 1}},
+                },
+            },
+        },
+    },
+    "Claim": {
+        "type": "object",
+        "description": "A viewer's comment-to-order: the product went into their cart.",
+        "required": [
+            "id",
+            "sku",
+            "title",
+            "author_id",
+            "author_name",
+            "text",
+            "cart_quantity",
+            "created_at",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": UUID,
+            "sku": SKU,
+            "title": localized(TITLE_MAX),
+            "author_id": {"type": "string"},
+            "author_name": {"type": "string"},
+            "text": {"type": "string", "description": "The chat message, as typed."},
+            "cart_quantity": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Units of the product in the viewer's cart after this claim.",
+            },
+            "created_at": DATE_TIME,
+        },
+    },
+    "ClaimPage": page_of("Claim"),
+    "Funnel": {
+        "type": "object",
+        "required": ["show_id", "products", "orders", "revenue"],
+        "additionalProperties": False,
+        "properties": {
+            "show_id": UUID,
+            "products": {"type": "array", "items": ref("FunnelProduct")},
+            "orders": {"type": "integer", "minimum": 0, "description": "Placed or paid."},
+            "revenue": {"type": "array", "items": ref("Money")},
+        },
+    },
+    "FunnelProduct": {
+        "type": "object",
+        "required": [
+            "sku",
+            "title",
+            "card_shown",
+            "card_opened",
+            "added_to_cart",
+            "checkout_started",
+            "orders",
+            "units",
+            "revenue",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "sku": SKU,
+            "title": {"type": "object"},
+            "card_shown": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Members who saw the card.",
+            },
+            "card_opened": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Members who opened it.",
+            },
+            "added_to_cart": {"type": "integer", "minimum": 0},
+            "checkout_started": {"type": "integer", "minimum": 0},
+            "orders": {"type": "integer", "minimum": 0},
+            "units": {"type": "integer", "minimum": 0},
+            "revenue": nullable(ref("Money")),
+        },
+    },
     "CheckoutCreate": {
         "type": "object",
         "required": ["items"],
@@ -504,6 +890,471 @@ SCHEMAS: dict[str, Schema] = {
             "payment_method": nullable({"type": "string"}),
             "created_at": DATE_TIME,
             "placed_at": nullable(DATE_TIME),
+        },
+    },
+    # --- webhooks (docs/webhooks.md) ---
+    "WebhookEndpoint": {
+        "type": "object",
+        "description": "Where signed order events go. The secret is never shown again.",
+        "required": [
+            "id",
+            "url",
+            "event_types",
+            "description",
+            "enabled",
+            "disabled_reason",
+            "created_at",
+            "updated_at",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": UUID,
+            "url": {"type": "string"},
+            "event_types": {
+                **nullable({"type": "array", "items": {"enum": list(WEBHOOK_EVENT_TYPES)}}),
+                "description": "The events it receives; null: every event.",
+            },
+            "description": {"type": "string"},
+            "enabled": {"type": "boolean"},
+            "disabled_reason": {
+                **nullable({"type": "string"}),
+                "description": "Why it is disabled, e.g. it answered 410 Gone.",
+            },
+            "created_at": DATE_TIME,
+            "updated_at": DATE_TIME,
+        },
+    },
+    "WebhookEndpointCreate": {
+        "type": "object",
+        "required": ["url"],
+        "additionalProperties": False,
+        "properties": {
+            "url": {
+                "type": "string",
+                "maxLength": WEBHOOK_URL_MAX,
+                "description": "An absolute http:// or https:// URL (https in production).",
+            },
+            "event_types": {
+                **nullable(
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "string", "enum": list(WEBHOOK_EVENT_TYPES)},
+                    }
+                ),
+                "description": "The events to receive, each once; null or absent: every event.",
+            },
+            "description": {"type": "string", "maxLength": WEBHOOK_DESCRIPTION_MAX},
+        },
+    },
+    "WebhookEndpointUpdate": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {
+            "url": {"$ref": "#/components/schemas/WebhookEndpointCreate/properties/url"},
+            "event_types": {
+                "$ref": "#/components/schemas/WebhookEndpointCreate/properties/event_types"
+            },
+            "description": {
+                "$ref": "#/components/schemas/WebhookEndpointCreate/properties/description"
+            },
+            "enabled": {
+                "type": "boolean",
+                "description": "false stops deliveries (pending ones wait); true resumes them.",
+            },
+        },
+    },
+    "WebhookEndpointCreated": {
+        "type": "object",
+        "required": ["endpoint", "secret"],
+        "additionalProperties": False,
+        "properties": {
+            "endpoint": ref("WebhookEndpoint"),
+            "secret": {
+                "type": "string",
+                "pattern": "^whsec_[A-Za-z0-9+/]+=*$",
+                "description": "The signing secret (whsec_ + base64); shown only this once.",
+            },
+        },
+    },
+    "WebhookEndpointList": {
+        "type": "object",
+        "required": ["items"],
+        "additionalProperties": False,
+        "properties": {"items": {"type": "array", "items": ref("WebhookEndpoint")}},
+    },
+    "WebhookDelivery": {
+        "type": "object",
+        "description": "One event to one endpoint.",
+        "required": [
+            "id",
+            "endpoint_id",
+            "message_id",
+            "event_type",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "last_attempt_at",
+            "succeeded_at",
+            "created_at",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": UUID,
+            "endpoint_id": UUID,
+            "message_id": {"type": "string", "description": "The webhook-id header."},
+            "event_type": {"type": "string", "enum": list(WEBHOOK_EVENT_TYPES)},
+            "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]},
+            "attempts": {"type": "integer", "minimum": 0},
+            "next_attempt_at": {
+                **nullable(DATE_TIME),
+                "description": "While pending: when it is (next) due.",
+            },
+            "last_status_code": nullable({"type": "integer"}),
+            "last_error": nullable({"type": "string"}),
+            "last_attempt_at": nullable(DATE_TIME),
+            "succeeded_at": nullable(DATE_TIME),
+            "created_at": DATE_TIME,
+        },
+    },
+    "WebhookDeliveryPage": page_of("WebhookDelivery"),
+    "WebhookDeliveryDetail": {
+        "type": "object",
+        "required": ["delivery", "payload", "attempt_log"],
+        "additionalProperties": False,
+        "properties": {
+            "delivery": ref("WebhookDelivery"),
+            "payload": {
+                "type": "object",
+                "description": "The body sent: {type, timestamp, data}.",
+                "required": ["type", "timestamp", "data"],
+            },
+            "attempt_log": {
+                "type": "array",
+                "description": "Every attempt, oldest first.",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "attempt",
+                        "at",
+                        "status_code",
+                        "duration_ms",
+                        "error",
+                        "response_body",
+                    ],
+                    "additionalProperties": False,
+                    "properties": {
+                        "attempt": {"type": "integer", "minimum": 1},
+                        "at": DATE_TIME,
+                        "status_code": nullable({"type": "integer"}),
+                        "duration_ms": {"type": "integer", "minimum": 0},
+                        "error": nullable({"type": "string"}),
+                        "response_body": {
+                            **nullable({"type": "string"}),
+                            "description": "The start of the answer (up to 1000 characters).",
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "ShowAnalytics": {
+        "type": "object",
+        "description": "A show in numbers (docs/api.md, Show analytics and exports). Watch "
+        "time, chat, questions and reactions are as of the last engagement write (every "
+        "SHOWROOM_ENGAGEMENT_FLUSH_SECONDS); sales are read from the orders now.",
+        "required": [
+            "show_id",
+            "title",
+            "state",
+            "currency",
+            "started_at",
+            "ended_at",
+            "viewers",
+            "watch_time",
+            "retention",
+            "chat",
+            "questions",
+            "reactions",
+            "sales",
+            "conversion",
+            "points_earned",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "show_id": UUID,
+            "title": {"type": "string"},
+            "state": {"type": "string", "enum": [s.value for s in ShowState]},
+            "currency": CURRENCY,
+            "started_at": nullable(DATE_TIME),
+            "ended_at": nullable(DATE_TIME),
+            "viewers": {
+                "type": "object",
+                "required": ["unique", "members", "guests", "peak_concurrent"],
+                "additionalProperties": False,
+                "properties": {
+                    "unique": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Distinct members and guests who joined the live room.",
+                    },
+                    "members": {"type": "integer", "minimum": 0},
+                    "guests": {"type": "integer", "minimum": 0},
+                    "peak_concurrent": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Most members watching at once, across every process.",
+                    },
+                },
+            },
+            "watch_time": {
+                "type": "object",
+                "required": [
+                    "total_seconds",
+                    "watchers",
+                    "average_seconds_per_watcher",
+                    "average_seconds_per_viewer",
+                ],
+                "additionalProperties": False,
+                "properties": {
+                    "total_seconds": {
+                        "type": "number",
+                        "minimum": 0,
+                        "description": "Watch time of every viewer added up (to the millisecond).",
+                    },
+                    "watchers": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Viewers with any watch time.",
+                    },
+                    "average_seconds_per_watcher": {
+                        "type": "number",
+                        "minimum": 0,
+                        "description": "total_seconds / watchers (0.1 s; 0 with no watchers).",
+                    },
+                    "average_seconds_per_viewer": {
+                        "type": "number",
+                        "minimum": 0,
+                        "description": "total_seconds / viewers.unique (0.1 s; 0 with none).",
+                    },
+                },
+            },
+            "retention": {
+                "type": "array",
+                "description": "Viewers watching in each minute since the show started, as "
+                "stored (minutes with nothing recorded are absent), in order.",
+                "items": {
+                    "type": "object",
+                    "required": ["minute", "viewers"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "minute": {"type": "integer", "minimum": 0},
+                        "viewers": {"type": "integer", "minimum": 0},
+                    },
+                },
+            },
+            "chat": {
+                "type": "object",
+                "required": ["messages", "deleted"],
+                "additionalProperties": False,
+                "properties": {
+                    "messages": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Messages in the chat (hosts' too), not counting deleted.",
+                    },
+                    "deleted": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Messages a moderator deleted.",
+                    },
+                },
+            },
+            "questions": {
+                "type": "object",
+                "required": ["asked", "answered"],
+                "additionalProperties": False,
+                "properties": {
+                    "asked": {"type": "integer", "minimum": 0},
+                    "answered": {"type": "integer", "minimum": 0},
+                },
+            },
+            "reactions": {
+                "type": "object",
+                "required": ["total", "by_kind"],
+                "additionalProperties": False,
+                "properties": {
+                    "total": {"type": "integer", "minimum": 0},
+                    "by_kind": {
+                        "type": "object",
+                        "additionalProperties": {"type": "integer", "minimum": 0},
+                    },
+                },
+            },
+            "sales": {
+                "type": "object",
+                "required": [
+                    "impressions",
+                    "clicks",
+                    "added_to_cart",
+                    "checkouts_started",
+                    "orders",
+                    "units",
+                    "buyers",
+                    "revenue",
+                ],
+                "additionalProperties": False,
+                "properties": {
+                    "impressions": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Product cards shown (once per member and product).",
+                    },
+                    "clicks": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Product cards opened (once per member and product).",
+                    },
+                    "added_to_cart": {"type": "integer", "minimum": 0},
+                    "checkouts_started": {"type": "integer", "minimum": 0},
+                    "orders": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Orders credited to the show, placed or paid.",
+                    },
+                    "units": {"type": "integer", "minimum": 0},
+                    "buyers": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Distinct buyers of those orders.",
+                    },
+                    "revenue": {
+                        "type": "array",
+                        "items": ref("Money"),
+                        "description": "Per currency, by currency code.",
+                    },
+                },
+            },
+            "conversion": {
+                "type": "object",
+                "required": ["orders_per_viewer", "buyers_per_viewer"],
+                "additionalProperties": False,
+                "properties": {
+                    "orders_per_viewer": {
+                        "type": "number",
+                        "minimum": 0,
+                        "description": "sales.orders / viewers.unique, 4 places; 0 with no "
+                        "viewers.",
+                    },
+                    "buyers_per_viewer": {
+                        "type": "number",
+                        "minimum": 0,
+                        "description": "sales.buyers / viewers.unique, 4 places.",
+                    },
+                },
+            },
+            "points_earned": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Loyalty points members earned in the show (ledger earn entries).",
+            },
+        },
+    },
+    "ViewerEngagement": {
+        "type": "object",
+        "description": "What one viewer did in one show.",
+        "required": [
+            "member_id",
+            "viewer_kind",
+            "watched_seconds",
+            "chats",
+            "questions",
+            "answered",
+            "reactions",
+            "referrals",
+            "referred_by",
+            "points",
+            "first_seen",
+            "last_seen",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "member_id": {
+                **nullable({"type": "string"}),
+                "description": "The brand's member id; null for a guest.",
+            },
+            "viewer_kind": {"type": "string", "enum": ["member", "guest"]},
+            "watched_seconds": {"type": "number", "minimum": 0},
+            "chats": {"type": "integer", "minimum": 0},
+            "questions": {"type": "integer", "minimum": 0},
+            "answered": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Their questions the host answered.",
+            },
+            "reactions": {"type": "integer", "minimum": 0},
+            "referrals": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Members who joined through their share link.",
+            },
+            "referred_by": {
+                **nullable({"type": "string"}),
+                "description": "The member id whose share link brought them.",
+            },
+            "points": {"type": "integer", "minimum": 0, "description": "Earned in this show."},
+            "first_seen": DATE_TIME,
+            "last_seen": DATE_TIME,
+        },
+    },
+    "ViewerEngagementPage": page_of("ViewerEngagement"),
+    "MemberEngagement": {
+        "type": "object",
+        "required": ["member_id", "items"],
+        "additionalProperties": False,
+        "properties": {
+            "member_id": {"type": "string", "description": "The brand's member id."},
+            "items": {
+                "type": "array",
+                "description": "One per show the member attended, the latest first.",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "show_id",
+                        "show_title",
+                        "show_state",
+                        "show_started_at",
+                        "watched_seconds",
+                        "chats",
+                        "questions",
+                        "answered",
+                        "reactions",
+                        "referrals",
+                        "points",
+                        "first_seen",
+                        "last_seen",
+                    ],
+                    "additionalProperties": False,
+                    "properties": {
+                        "show_id": UUID,
+                        "show_title": {"type": "string"},
+                        "show_state": {"type": "string", "enum": [s.value for s in ShowState]},
+                        "show_started_at": nullable(DATE_TIME),
+                        "watched_seconds": {"type": "number", "minimum": 0},
+                        "chats": {"type": "integer", "minimum": 0},
+                        "questions": {"type": "integer", "minimum": 0},
+                        "answered": {"type": "integer", "minimum": 0},
+                        "reactions": {"type": "integer", "minimum": 0},
+                        "referrals": {"type": "integer", "minimum": 0},
+                        "points": {"type": "integer", "minimum": 0},
+                        "first_seen": DATE_TIME,
+                        "last_seen": DATE_TIME,
+                    },
+                },
+            },
         },
     },
     "StreamHealth": {

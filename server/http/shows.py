@@ -12,7 +12,7 @@ from server.http import views
 from server.http.contract import BODY, PATH, PRINCIPAL, QUERY
 from server.http.media import finish_broadcast, stream_status
 from server.http.problems import Problem
-from server.keys import DATABASE, ROOMS, SETTINGS
+from server.keys import DATABASE, LIVE, ROOMS, SETTINGS
 from server.realtime import payloads
 from server.services import chat, engagement, shows
 from server.services.identity import Role
@@ -86,6 +86,7 @@ async def update_show(request: web.Request) -> web.Response:
     record = await shows.do_update_show(
         request.app[DATABASE], request[PATH]["show_id"], _fields(request[BODY])
     )
+    request.app[LIVE].forget_commerce(str(record.id))  # its claim keyword may have changed
     return _answer(request, record)
 
 

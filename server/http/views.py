@@ -43,6 +43,9 @@ def show(record: ShowRecord, public_url: str, stream_status: str = "idle") -> di
         "ended_at": when(record.ended_at),
         "cancelled_at": when(record.cancelled_at),
         "peak_viewers": record.peak_viewers,
+        "checkout_mode": record.checkout_mode.value,
+        "handoff_url": record.handoff_url,
+        "claim_keyword": record.claim_keyword,
         "stream_status": stream_status,
         "links": {
             "watch": f"{public_url}/watch/{record.id}",

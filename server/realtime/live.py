@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,9 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError
 
 from server.config import Settings
+from server.domain import claims as claim_rules
 from server.domain.chat import BannedWordMode, BannedWords, Blocked, check_chat_text
+from server.domain.claims import ClaimRefused
 from server.domain.engagement import (
     MAX_REACTIONS_PER_EVENT,
     REACTION_KINDS,
@@ -30,8 +33,11 @@ from server.domain.shows import ShowState
 from server.realtime import payloads
 from server.realtime.limits import RateLimiter
 from server.realtime.rooms import RoomHub
-from server.services import chat, engagement, moderation, pins, room
+from server.realtime.watch import WatchClock
+from server.services import chat, claims, engagement, moderation, pins, room
+from server.services.accrual import Accrual, Credit
 from server.services.batching import Grouped
+from server.services.funnel import FunnelBoard, FunnelStep
 from server.services.identity import GUEST_COOKIE, Principal, Role, Unauthenticated, identify
 from server.store.db import Database
 from server.store.models import utcnow
@@ -41,6 +47,8 @@ log = logging.getLogger("showroom.realtime")
 NAMESPACE = "/live"
 MAX_PAYLOAD_BYTES = 16 * 1024
 REACTION_INTERVAL = 0.25  # reaction totals go out at most this often per node
+COMMERCE_TTL = 5.0  # a show's claim keyword and pinned SKUs are re-read this often
+SEEN_STEPS = (FunnelStep.CARD_SHOWN.value, FunnelStep.CARD_OPENED.value)
 
 Ack = dict[str, Any]
 Handler = Callable[[str, dict[str, Any]], Awaitable[Ack]]
@@ -75,10 +83,24 @@ def _refused(message: str) -> ConnectionRefusedError:
 
 class LiveNamespace(socketio.AsyncNamespace):
     def __init__(
-        self, *, db: Callable[[], Database], settings: Settings, hub: RoomHub, tally: ReactionTally
+        self,
+        *,
+        db: Callable[[], Database],
+        settings: Settings,
+        hub: RoomHub,
+        tally: ReactionTally,
+        funnel: FunnelBoard | None = None,
+        accrual: Accrual | None = None,
+        watch: WatchClock | None = None,
     ) -> None:
         super().__init__(NAMESPACE)
         self._db = db
+        self.funnel = funnel
+        # What each viewer did, for engagement points and analytics (written in batches).
+        self.accrual = accrual
+        self.watch = watch
+        # Each show's claim keyword and pinned SKUs, read at most every COMMERCE_TTL seconds.
+        self._commerce: dict[str, tuple[float, claims.ShowCommerce]] = {}
         self.settings = settings
         self.hub = hub
         self.tally = tally
@@ -93,6 +115,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         self.limits = RateLimiter()  # the app gives it Redis when REDIS_URL is set
         # The host's video status for a show ("idle" when no media hub is attached).
         self.stream_status: Callable[[str], str] = lambda show_id: "idle"
+        self._sending: set[asyncio.Task[Any]] = set()
         self.events: dict[str, Handler] = {
             "join": self.join,
             "leave": self.leave,
@@ -105,6 +128,8 @@ class LiveNamespace(socketio.AsyncNamespace):
             "chat:pin": self.pin,
             "product:pin": self.pin_product,
             "product:unpin": self.unpin_product,
+            "product:seen": self.product_seen,
+            "watch:beat": self.watch_beat,
             "room:slow_mode": self.slow_mode,
             "member:mute": self.sanction(moderation.SanctionKind.MUTE),
             "member:ban": self.sanction(moderation.SanctionKind.BAN),
@@ -140,6 +165,8 @@ class LiveNamespace(socketio.AsyncNamespace):
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         self.principals.pop(sid, None)
+        if self.watch is not None:
+            self.watch.forget(sid)
         await self.hub.leave(sid)
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
@@ -181,6 +208,11 @@ class LiveNamespace(socketio.AsyncNamespace):
     async def join(self, sid: str, payload: dict[str, Any]) -> Ack:
         principal = self.principals[sid]
         show_id = _uuid(payload, "show_id")
+        ref = payload.get("ref")
+        if ref is not None and (not isinstance(ref, str) or not 1 <= len(ref) <= 40):
+            raise EventError(
+                "bad_payload", "ref must be the share link's code (1-40 characters)", field="ref"
+            )
         if principal.role is Role.HOST and not principal.may_host(show_id):
             raise EventError("forbidden", "this host token is for another show")
         await self.hub.leave(sid)  # one show per connection
@@ -210,7 +242,77 @@ class LiveNamespace(socketio.AsyncNamespace):
         )
         result = self._snapshot(principal, snapshot, seq, later, snapshot.standing.my_votes)
         result["you"]["moderator"] = snapshot.standing.moderator
+        if principal.role in claims.BUYER_ROLES:
+            self._engaged(str(show_id), principal, "joined", ref)
         return {"ok": True, "snapshot": result}
+
+    def _engaged(self, show_id: str, principal: Principal, what: str, *args: Any) -> None:
+        """Tell the accrual (points, analytics) and the watch clock (idle detection) what a
+        viewer or guest did."""
+        if self.accrual is None or principal.role not in claims.BUYER_ROLES:
+            return
+        viewer = _member_key(principal)
+        member = principal.subject if principal.role is Role.VIEWER else None
+        getattr(self.accrual, what)(uuid.UUID(show_id), viewer, member, *args)
+        if self.watch is not None and what != "answered":  # the asker did nothing just now
+            self.watch.interacted(show_id, viewer)
+
+    async def watch_beat(self, sid: str, payload: dict[str, Any]) -> Ack:
+        """The player's heartbeat: see server/realtime/watch.py for what earns."""
+        principal = self.principals[sid]
+        show_id = self._joined(sid)
+        _only(payload, {"playing", "visible", "session", "active"})
+        flags = {}
+        for name in ("playing", "visible", "active"):
+            value = payload.get(name, False)
+            if not isinstance(value, bool):
+                raise EventError("bad_payload", f"{name} must be true or false", field=name)
+            flags[name] = value
+        session = payload.get("session")
+        if session is not None and (not isinstance(session, str) or not 1 <= len(session) <= 64):
+            raise EventError(
+                "bad_payload",
+                "session must be the WHEP session id (1-64 characters)",
+                field="session",
+            )
+        if self.watch is None or principal.role not in claims.BUYER_ROLES:
+            return {"ok": True, "credited": False, "reason": "not_a_viewer"}
+        if self.hub.rooms[show_id].state not in (None, ShowState.LIVE.value):
+            return {"ok": True, "credited": False, "reason": "not_live"}
+        credited, why = self.watch.beat(
+            sid,
+            show_id,
+            _member_key(principal),
+            principal.subject if principal.role is Role.VIEWER else None,
+            playing=flags["playing"],
+            visible=flags["visible"],
+            session=session,
+            active=flags["active"],
+        )
+        return {"ok": True, "credited": credited, **({"reason": why} if why else {})}
+
+    def announce_points(self, credits: list[Credit]) -> None:
+        """After a flush: each member's sockets on this process get their own `points`."""
+        wanted = {(str(c.show_id), f"viewer:{c.member}"): c for c in credits}
+        for show_id, room_ in list(self.hub.rooms.items()):
+            for sid, member in list(room_.members.items()):
+                credit = wanted.get((show_id, member.subject))
+                if credit is None:
+                    continue
+                data = {
+                    "show_id": show_id,
+                    "earned": [
+                        {"reason": e.reason.value, "points": e.points} for e in credit.earned
+                    ],
+                    "balance": credit.balance,
+                    "tier": credit.tier,
+                    "badges": credit.badges,
+                }
+                task = asyncio.get_running_loop().create_task(
+                    self.emit("points", data, to=sid, namespace=NAMESPACE)
+                )
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
 
     async def aclose(self) -> None:
         """Stop the grouped database rounds in progress, before the database closes."""
@@ -334,7 +436,81 @@ class LiveNamespace(socketio.AsyncNamespace):
         record = await self.posts(uuid.UUID(show_id), (principal, text))
         message = payloads.chat_message(record, self.settings.secret_key)
         self.hub.publish(show_id, message)
-        return {"ok": True, "message": message}
+        self._engaged(show_id, principal, "chatted")
+        ack: Ack = {"ok": True, "message": message}
+        if principal.role in claims.BUYER_ROLES:
+            keyword = (await self.commerce(show_id)).keyword
+            words = None if keyword is None else claim_rules.parse(record.text, keyword)
+            if words is not None:
+                ack["claim"] = await self._claim(show_id, principal, record.text, words)
+        return ack
+
+    async def _claim(self, show_id: str, principal: Principal, text: str, words: str) -> Ack:
+        """Comment-to-order: the answer goes to the viewer alone (in the chat ack); the
+        room (and the host's claims feed) gets a `claim` event."""
+        try:
+            record = await claims.do_claim(
+                self._db(),
+                uuid.UUID(show_id),
+                principal,
+                author_name=chat.author_name(principal),
+                text=text,
+                words=words,
+                max_quantity=self.settings.max_quantity,
+            )
+        except ClaimRefused as refused:
+            return {
+                "ok": False,
+                "code": refused.code,
+                "message": refused.message,
+                "choices": [{"sku": c.sku, "title": c.title} for c in refused.choices],
+            }
+        event = {"type": "claim", **payloads.claim(record, self.settings.secret_key)}
+        self.hub.publish(show_id, event)
+        if self.funnel is not None:
+            self.funnel.note(record.show_id, record.sku, FunnelStep.ADDED_TO_CART)
+        return {
+            "ok": True,
+            "id": event["id"],
+            "sku": record.sku,
+            "title": record.title,
+            "cart_quantity": record.cart_quantity,
+        }
+
+    async def commerce(self, show_id: str, *, max_age: float = COMMERCE_TTL) -> claims.ShowCommerce:
+        now = time.monotonic()
+        cached = self._commerce.get(show_id)
+        if cached is None or now - cached[0] > max_age:
+            found = await claims.access_show_commerce(self._db(), uuid.UUID(show_id))
+            cached = self._commerce[show_id] = (now, found)
+        return cached[1]
+
+    def forget_commerce(self, show_id: str) -> None:
+        """The show's keyword or pins changed here: read them again on next use."""
+        self._commerce.pop(show_id, None)
+
+    async def product_seen(self, sid: str, payload: dict[str, Any]) -> Ack:
+        """A viewer's player showed or opened a product card (the sales funnel)."""
+        principal = self.principals[sid]
+        show_id = self._joined(sid)
+        _only(payload, {"sku", "step"})
+        sku, step = payload.get("sku"), payload.get("step")
+        if not isinstance(sku, str):
+            raise EventError("bad_payload", "sku must be a string", field="sku")
+        if step not in SEEN_STEPS:
+            raise EventError(
+                "bad_payload", f"step must be one of {', '.join(SEEN_STEPS)}", field="step"
+            )
+        await self._throttle("seen", show_id, principal, 20, 5)
+        if (
+            sku not in (await self.commerce(show_id)).pinned_ever
+            and sku not in (await self.commerce(show_id, max_age=1.0)).pinned_ever
+        ):
+            raise EventError("not_pinned", f"{sku!r} was not pinned in this show", field="sku")
+        counted = self.funnel is not None and self.funnel.note(
+            uuid.UUID(show_id), sku, FunnelStep(step), _member_key(principal)
+        )
+        return {"ok": True, "counted": counted}
 
     async def ask(self, sid: str, payload: dict[str, Any]) -> Ack:
         principal = self.principals[sid]
@@ -347,6 +523,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         )
         question = payloads.question(record, self.settings.secret_key)
         self.hub.publish(show_id, question)
+        self._engaged(show_id, principal, "asked")
         return {"ok": True, "question": question}
 
     async def vote(self, sid: str, payload: dict[str, Any]) -> Ack:
@@ -385,6 +562,9 @@ class LiveNamespace(socketio.AsyncNamespace):
         before = await engagement.do_mark(self._db(), uuid.UUID(show_id), question_id, state)
         question = payloads.question(before, self.settings.secret_key)
         self.hub.publish(show_id, question)
+        if state is QuestionState.ANSWERED and self.accrual is not None:
+            asker = Principal(Role(before.author_role), before.author_id)
+            self._engaged(show_id, asker, "answered", str(before.id))
         return {"ok": True, "question": question}
 
     async def react(self, sid: str, payload: dict[str, Any]) -> Ack:
@@ -406,6 +586,7 @@ class LiveNamespace(socketio.AsyncNamespace):
             )
         await self._throttle("react", show_id, principal, 20, 10)
         self.tally.add(show_id, kind, count)
+        self._engaged(show_id, principal, "reacted", count)
         return {"ok": True}
 
     # --- moderation: the host, admins and the moderators the host names ----------------------
@@ -456,6 +637,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         return {"ok": True, "products": self._publish_pins(show_id, found)}
 
     def _publish_pins(self, show_id: str, found: pins.Pins) -> list[dict[str, Any]]:
+        self.forget_commerce(show_id)
         event = payloads.pins_event(found, utcnow())
         self.hub.publish(show_id, event)
         return list(event["products"])

@@ -10,6 +10,7 @@ from typing import Any
 
 from server.domain.money import Money
 from server.services.chat import ChatRecord
+from server.services.claims import ClaimRecord
 from server.services.engagement import QuestionRecord
 from server.services.pins import PinRecord, Pins
 from server.services.room import RoomSettings
@@ -105,3 +106,18 @@ def pinned_products(pins: Pins, now: datetime) -> list[dict[str, Any]]:
 def pins_event(pins: Pins, now: datetime) -> dict[str, Any]:
     """The whole set of pinned products, as of event `seq`: replace what you show."""
     return {"type": "products.pinned", "seq": pins.seq, "products": pinned_products(pins, now)}
+
+
+def claim(record: ClaimRecord, secret_key: str) -> dict[str, Any]:
+    """A comment-to-order claim, as the host's claims feed and the room's `claim` event
+    show it."""
+    return {
+        "id": str(record.id),
+        "sku": record.sku,
+        "title": record.title,
+        "author_id": public_author_id(record.buyer_role, record.buyer_subject, secret_key),
+        "author_name": record.author_name,
+        "text": record.text,
+        "cart_quantity": record.cart_quantity,
+        "created_at": when(record.created_at),
+    }

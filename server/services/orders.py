@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from server.domain.catalog import ProductStatus
-from server.domain.errors import Conflict, InvalidValue, NotFound
+from server.domain.errors import Conflict, DomainError, InvalidValue, NotFound
+from server.domain.handoff import CheckoutMode
 from server.domain.orders import (
     LineRequest,
     OrderStatus,
@@ -27,12 +33,16 @@ from server.domain.orders import (
     check_lines,
     check_transition,
 )
+from server.domain.webhooks import EventType
+from server.services import carts, ledger, webhooks
+from server.services.batching import Grouped
 from server.services.identity import Principal
 from server.store import models
 from server.store.db import Database
 from server.store.models import utcnow
 
 IDEMPOTENCY_KEY_MAX = 255
+log = logging.getLogger("showroom.orders")
 
 
 class SoldOut(Conflict):
@@ -93,6 +103,36 @@ def _record(order: models.Order, lines: list[models.OrderLine]) -> OrderRecord:
     )
 
 
+def _when(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def order_document(record: OrderRecord) -> dict[str, Any]:
+    """The order as JSON: what the API answers, and the `data` of order webhooks."""
+    return {
+        "id": str(record.id),
+        "status": record.status.value,
+        "show_id": str(record.show_id) if record.show_id else None,
+        "total": {"amount_minor": record.total_minor, "currency": record.currency},
+        "lines": [
+            {
+                "sku": line.sku,
+                "title": line.title,
+                "quantity": line.quantity,
+                "unit_price": {"amount_minor": line.unit_price_minor, "currency": record.currency},
+                "flash": line.flash,
+            }
+            for line in record.lines
+        ],
+        "reserved_until": _when(record.reserved_until),
+        "contact": record.contact,
+        "delivery": record.delivery,
+        "payment_method": record.payment_method,
+        "created_at": _when(record.created_at),
+        "placed_at": _when(record.placed_at),
+    }
+
+
 def _request_hash(show_id: uuid.UUID | None, lines: list[LineRequest]) -> str:
     body = json.dumps(
         {
@@ -124,6 +164,9 @@ async def _existing(
         return order, lines
 
 
+_KEY_REUSED = "this Idempotency-Key was already used for a different checkout"
+
+
 async def _replay(
     db: Database, buyer: Principal, key: str, request_hash: str
 ) -> OrderRecord | None:
@@ -132,11 +175,55 @@ async def _replay(
         return None
     order, lines = found
     if order.request_hash != request_hash:
-        raise InvalidValue(
-            "this Idempotency-Key was already used for a different checkout",
-            field="Idempotency-Key",
-        )
+        raise InvalidValue(_KEY_REUSED, field="Idempotency-Key")
     return _record(order, lines)
+
+
+# Told after a round commits where the products it sold are pinned, and their stock:
+# {show id: {sku: stock}} (what pins.access_pinned_stock answers; StockBoard.note takes it).
+StockListener = Callable[[dict[str, dict[str, int]]], None]
+Answer = tuple[OrderRecord, bool]  # (the order, created)
+_Ident = tuple[str, str, str]  # (buyer role, buyer subject, Idempotency-Key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Checkout:
+    """One buyer's checkout, waiting for its round."""
+
+    buyer: Principal
+    lines: list[LineRequest]
+    show_id: uuid.UUID | None
+    key: str | None
+    digest: str
+    reservation: timedelta
+    from_cart: bool
+    on_stock: StockListener | None
+
+    @property
+    def ident(self) -> _Ident | None:
+        return None if self.key is None else (self.buyer.role.value, self.buyer.subject, self.key)
+
+
+CheckoutRounds = Grouped[None, _Checkout, Answer]
+# One Grouped per Database object, so two apps in one process share nothing; weak, so a
+# disposed Database and its rounds go together.
+_ROUNDS: weakref.WeakKeyDictionary[Database, CheckoutRounds] = weakref.WeakKeyDictionary()
+
+
+def checkout_rounds(db: Database) -> CheckoutRounds:
+    """The checkouts of this database, grouped into rounds (its `rounds` counts them)."""
+    rounds = _ROUNDS.get(db)
+    if rounds is None:
+        ref = weakref.ref(db)
+
+        async def run(_: None, items: list[_Checkout]) -> list[Answer | Exception]:
+            database = ref()
+            if database is None:  # pragma: no cover - a caller holds the database
+                raise RuntimeError("the database is gone")
+            return await _checkout_round(database, items)
+
+        rounds = _ROUNDS[db] = Grouped(run)
+    return rounds
 
 
 async def do_checkout(
@@ -148,118 +235,375 @@ async def do_checkout(
     idempotency_key: str | None,
     reservation: timedelta,
     max_quantity: int,
+    from_cart: bool = False,
+    on_stock: StockListener | None = None,
 ) -> tuple[OrderRecord, bool]:
     """Reserve stock for every line and create the order; (order, created). With a key
-    already used for the same request, the first order comes back with created=False."""
+    already used for the same request, the first order comes back with created=False.
+
+    Checkouts that arrive together share one write transaction (a round, `_reserve`); each
+    one still takes all its lines or none and is answered on its own. `on_stock`, if given,
+    is told the new stock where the sold products are pinned once the round has committed."""
     check_lines(lines, max_quantity)
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise InvalidValue(f"must be 1-{IDEMPOTENCY_KEY_MAX} characters", field="Idempotency-Key")
-    digest = _request_hash(show_id, lines)
-    if idempotency_key is not None:
-        replayed = await _replay(db, buyer, idempotency_key, digest)
-        if replayed is not None:
-            return replayed, False
-    try:
-        return await _reserve(db, buyer, lines, show_id, idempotency_key, digest, reservation), True
-    except IntegrityError:
-        # The same key raced us to the insert: answer with the order that won.
-        if idempotency_key is None:
-            raise
-        replayed = await _replay(db, buyer, idempotency_key, digest)
-        if replayed is None:
-            raise
-        return replayed, False
+    item = _Checkout(
+        buyer,
+        list(lines),
+        show_id,
+        idempotency_key,
+        _request_hash(show_id, lines),
+        reservation,
+        from_cart,
+        on_stock,
+    )
+    return await checkout_rounds(db)(None, item)
 
 
-async def _reserve(
+async def do_cart_checkout(
     db: Database,
     buyer: Principal,
-    lines: list[LineRequest],
+    *,
     show_id: uuid.UUID | None,
-    key: str | None,
-    digest: str,
+    idempotency_key: str | None,
     reservation: timedelta,
-) -> OrderRecord:
+    max_quantity: int,
+) -> tuple[OrderRecord, bool]:
+    """Check out the buyer's whole cart: one order (credited to `show_id`, else to the show
+    the latest item came from); its products leave the cart with the same commit. A
+    repeated Idempotency-Key answers with the first order, although the cart is now empty."""
+    if idempotency_key is not None:
+        found = await _existing(db, buyer, idempotency_key)
+        if found is not None:
+            return _record(*found), False
+    cart = await carts.access_cart(db, buyer)
+    if not cart.lines:
+        raise Conflict("the cart is empty")
+    return await do_checkout(
+        db,
+        buyer,
+        cart.checkout_lines(),
+        show_id=show_id or cart.show_id(),
+        idempotency_key=idempotency_key,
+        reservation=reservation,
+        max_quantity=max_quantity,
+        from_cart=True,
+    )
+
+
+async def _checkout_round(db: Database, items: list[_Checkout]) -> list[Answer | Exception]:
+    """One round. If it hits a unique index (another process inserted one of its keys after
+    the round looked), it is done again one checkout at a time: only the checkout with that
+    key is answered with the order that won, and the others go through."""
+    try:
+        return await _reserve(db, items)
+    except IntegrityError as exc:
+        if len(items) == 1:
+            return [await _after_conflict(db, items[0], exc)]
+        return [await _alone(db, item) for item in items]
+
+
+async def _alone(db: Database, item: _Checkout) -> Answer | Exception:
+    try:
+        [answer] = await _reserve(db, [item])
+    except IntegrityError as exc:
+        return await _after_conflict(db, item, exc)
+    except Exception as exc:  # this checkout's own failure
+        return exc
+    return answer
+
+
+async def _after_conflict(db: Database, item: _Checkout, exc: IntegrityError) -> Answer | Exception:
+    """The same key raced us to the insert: answer with the order that won."""
+    if item.key is None:
+        return exc
+    try:
+        replayed = await _replay(db, item.buyer, item.key, item.digest)
+    except Exception as error:  # a different request under that key (422)
+        return error
+    return exc if replayed is None else (replayed, False)
+
+
+async def _reserve(db: Database, items: list[_Checkout]) -> list[Answer | Exception]:
+    """A round of checkouts in one write transaction, answered in arrival order.
+
+    The round's Idempotency-Keys are looked up in one query, its shows and flash prices in
+    two, and its products read once under the transaction's lock (`FOR UPDATE` on
+    PostgreSQL; on SQLite `BEGIN IMMEDIATE` already holds the only write lock). Each
+    checkout then takes its units from what is left, in Python, all its lines or none; one
+    that cannot (sold out, unknown SKU, another currency, a hand-off show) is answered on
+    its own and the others go on. The stock moves with one conditional
+    `UPDATE ... SET stock = stock - n WHERE stock >= n` per product, which holds because n
+    was allocated from the stock read under the lock, and the orders and their lines are
+    inserted with one statement each."""
     now = utcnow()
+    answers: list[Answer | Exception | None] = [None] * len(items)
+    pinned: dict[str, dict[str, int]] = {}
     async with db.transaction() as session:
-        flash: dict[uuid.UUID, int] = {}
-        if show_id is not None:
-            show = await session.get(models.Show, show_id)
-            if show is None:
-                raise NotFound(f"no show {show_id}", field="show_id")
-            for pin in await session.scalars(
-                select(models.ShowPin).where(
-                    models.ShowPin.show_id == show_id,
-                    models.ShowPin.unpinned_at.is_(None),
-                    models.ShowPin.flash_price_minor.is_not(None),
+        conn = await session.connection()
+        idents = {i.ident for i in items if i.ident is not None}
+        used = await _used_keys(session, idents) if idents else {}
+        show_ids = {i.show_id for i in items if i.show_id is not None}
+        modes, flash = await _show_terms(conn, show_ids, now) if show_ids else ({}, {})
+        products = await _locked_products(conn, {line.sku for i in items for line in i.lines})
+        left = {p.id: p.stock for p in products.values()}
+        taken: dict[uuid.UUID, int] = {}
+        made: dict[_Ident, tuple[OrderRecord, str]] = {}
+        order_rows: list[dict[str, Any]] = []
+        line_rows: list[dict[str, Any]] = []
+        leaving_carts: list[tuple[Principal, list[uuid.UUID]]] = []
+        for n, item in enumerate(items):
+            ident = item.ident
+            earlier = None if ident is None else used.get(ident) or made.get(ident)
+            if earlier is not None:  # the key's first order, from before or this round
+                record, digest = earlier
+                answers[n] = (
+                    (record, False)
+                    if digest == item.digest
+                    else InvalidValue(_KEY_REUSED, field="Idempotency-Key")
                 )
-            ):
-                if pin.flash_ends_at is None or pin.flash_ends_at > now:
-                    assert pin.flash_price_minor is not None
-                    flash[pin.product_id] = pin.flash_price_minor
-        products = {
-            p.sku: p
-            for p in await session.scalars(
-                select(models.Product).where(
-                    models.Product.sku.in_([x.sku for x in lines]),
-                    models.Product.deleted_at.is_(None),
-                )
+                continue
+            try:
+                record = _take(item, modes, flash, products, left, now)
+            except DomainError as exc:
+                answers[n] = exc
+                continue
+            answers[n] = (record, True)
+            if ident is not None:
+                made[ident] = (record, item.digest)
+            order_rows.append(
+                {
+                    "id": record.id,
+                    "buyer_role": record.buyer_role,
+                    "buyer_subject": record.buyer_subject,
+                    "show_id": record.show_id,
+                    "status": record.status.value,
+                    "currency": record.currency,
+                    "total_minor": record.total_minor,
+                    "reserved_until": record.reserved_until,
+                    "idempotency_key": item.key,
+                    "request_hash": item.digest,
+                    "created_at": now,
+                    "updated_at": now,
+                }
             )
-        }
-        order = models.Order(
-            id=uuid.uuid4(),
-            buyer_role=buyer.role.value,
-            buyer_subject=buyer.subject,
-            show_id=show_id,
-            status=OrderStatus.RESERVED.value,
-            currency="",
-            total_minor=0,
-            reserved_until=now + reservation,
-            idempotency_key=key,
-            request_hash=digest,
-            created_at=now,
-            updated_at=now,
-        )
-        rows: list[models.OrderLine] = []
-        total = 0
-        for n, line in enumerate(lines):
+            ids = [products[line.sku].id for line in record.lines]
+            for line_no, (line, product_id) in enumerate(zip(record.lines, ids, strict=True)):
+                taken[product_id] = taken.get(product_id, 0) + line.quantity
+                line_rows.append(
+                    {
+                        "order_id": record.id,
+                        "line_no": line_no,
+                        "product_id": product_id,
+                        "sku": line.sku,
+                        "title": line.title,
+                        "quantity": line.quantity,
+                        "unit_price_minor": line.unit_price_minor,
+                        "flash": line.flash,
+                    }
+                )
+            if item.from_cart:
+                leaving_carts.append((item.buyer, ids))
+        for product_id, units in taken.items():
+            moved = await conn.execute(
+                update(models.Product)
+                .where(models.Product.id == product_id, models.Product.stock >= units)
+                .values(stock=models.Product.stock - units, updated_at=now)
+            )
+            if moved.rowcount != 1:  # cannot happen: the units were counted under the lock
+                raise RuntimeError(f"the stock of product {product_id} moved under its lock")
+        if order_rows:
+            await conn.execute(insert(models.Order), order_rows)
+            await conn.execute(insert(models.OrderLine), line_rows)
+        for buyer, ids in leaving_carts:  # what went into an order leaves the cart
+            await carts.clear_lines(session, buyer, ids)
+        listeners = _listeners(items, answers)
+        if taken and listeners:
+            pinned = await _pinned_stock(conn, list(taken))
+    if pinned:
+        for listener in listeners:
+            try:
+                listener(pinned)
+            except Exception:  # the orders are committed: they are answered regardless
+                log.exception("stock listener failed")
+    done = [a for a in answers if a is not None]
+    assert len(done) == len(items)
+    return done
+
+
+def _take(
+    item: _Checkout,
+    modes: dict[uuid.UUID, str],
+    flash_by_show: dict[uuid.UUID, dict[uuid.UUID, int]],
+    products: dict[str, Any],
+    left: dict[uuid.UUID, int],
+    now: datetime,
+) -> OrderRecord:
+    """One checkout's order from the stock `left` (all its lines or none), or its error."""
+    flash: dict[uuid.UUID, int] = {}
+    if item.show_id is not None:
+        mode = modes.get(item.show_id)
+        if mode is None:
+            raise NotFound(f"no show {item.show_id}", field="show_id")
+        if mode == CheckoutMode.HANDOFF.value:
+            raise Conflict(
+                "this show checks out in the brand's own shop: "
+                f"POST /api/v1/shows/{item.show_id}/handoff for its cart link",
+                field="show_id",
+            )
+        flash = flash_by_show.get(item.show_id, {})
+    currency = ""
+    total = 0
+    lines: list[LineRecord] = []
+    held: list[tuple[uuid.UUID, int]] = []
+    try:
+        for n, line in enumerate(item.lines):
             product = products.get(line.sku)
             if product is None or product.status != ProductStatus.ACTIVE.value:
                 raise NotFound(f"no product with SKU {line.sku!r} for sale", field=f"items.{n}.sku")
-            if order.currency and product.currency != order.currency:
+            if currency and product.currency != currency:
                 raise InvalidValue(
                     f"is priced in {product.currency}; one order has one currency",
                     field=f"items.{n}.sku",
                 )
-            order.currency = product.currency
-            taken = await session.execute(
-                update(models.Product)
-                .where(models.Product.id == product.id, models.Product.stock >= line.quantity)
-                .values(stock=models.Product.stock - line.quantity, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            if taken.rowcount != 1:  # type: ignore[attr-defined]
+            currency = product.currency
+            if left[product.id] < line.quantity:
                 raise SoldOut(f"{line.sku!r} is sold out", field=f"items.{n}.sku")
+            left[product.id] -= line.quantity
+            held.append((product.id, line.quantity))
             price = flash.get(product.id, product.price_minor)
             total += price * line.quantity
-            rows.append(
-                models.OrderLine(
-                    order_id=order.id,
-                    line_no=n,
-                    product_id=product.id,
-                    sku=product.sku,
-                    title=dict(product.title),
-                    quantity=line.quantity,
-                    unit_price_minor=price,
-                    flash=product.id in flash,
+            lines.append(
+                LineRecord(
+                    product.sku, dict(product.title), line.quantity, price, product.id in flash
                 )
             )
-        order.total_minor = total
-        session.add(order)
-        await session.flush()  # the order first: its lines refer to it
-        session.add_all(rows)
-        await session.flush()
-        return _record(order, rows)
+    except DomainError:
+        for product_id, units in held:  # none of its lines, then
+            left[product_id] += units
+        raise
+    return OrderRecord(
+        uuid.uuid4(),
+        item.buyer.role.value,
+        item.buyer.subject,
+        item.show_id,
+        OrderStatus.RESERVED,
+        currency,
+        total,
+        now + item.reservation,
+        lines,
+        now,
+        now,
+    )
+
+
+async def _used_keys(
+    session: AsyncSession, idents: set[_Ident]
+) -> dict[_Ident, tuple[OrderRecord, str]]:
+    """The orders already made under these keys: {ident: (order, its request hash)}."""
+    order = models.Order
+    found = list(
+        (
+            await session.execute(
+                select(order.id).where(
+                    order.idempotency_key.is_not(None),
+                    tuple_(order.buyer_role, order.buyer_subject, order.idempotency_key).in_(
+                        sorted(idents)
+                    ),
+                )
+            )
+        ).scalars()
+    )
+    if not found:
+        return {}
+    orders = list(await session.scalars(select(order).where(order.id.in_(found))))
+    lines: dict[uuid.UUID, list[models.OrderLine]] = {o.id: [] for o in orders}
+    for line in await session.scalars(
+        select(models.OrderLine).where(models.OrderLine.order_id.in_(found))
+    ):
+        lines[line.order_id].append(line)
+    return {
+        (o.buyer_role, o.buyer_subject, o.idempotency_key or ""): (
+            _record(o, lines[o.id]),
+            o.request_hash,
+        )
+        for o in orders
+    }
+
+
+async def _show_terms(
+    conn: AsyncConnection, show_ids: set[uuid.UUID], now: datetime
+) -> tuple[dict[uuid.UUID, str], dict[uuid.UUID, dict[uuid.UUID, int]]]:
+    """The shows' checkout modes, and their flash prices in force: {show: {product: price}}."""
+    show, pin = models.Show, models.ShowPin
+    wanted = sorted(show_ids)
+    modes = {
+        row.id: row.checkout_mode
+        for row in await conn.execute(
+            select(show.id, show.checkout_mode).where(show.id.in_(wanted))
+        )
+    }
+    flash: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
+    for row in await conn.execute(
+        select(pin.show_id, pin.product_id, pin.flash_price_minor, pin.flash_ends_at).where(
+            pin.show_id.in_(wanted),
+            pin.unpinned_at.is_(None),
+            pin.flash_price_minor.is_not(None),
+        )
+    ):
+        if row.flash_ends_at is None or row.flash_ends_at > now:
+            flash.setdefault(row.show_id, {})[row.product_id] = row.flash_price_minor
+    return modes, flash
+
+
+async def _locked_products(conn: AsyncConnection, skus: set[str]) -> dict[str, Any]:
+    """The live products with these SKUs, by SKU, locked until the commit (PostgreSQL takes
+    the row locks in id order; SQLite ignores FOR UPDATE: the writer holds the database)."""
+    product = models.Product
+    rows = await conn.execute(
+        select(
+            product.id,
+            product.sku,
+            product.title,
+            product.price_minor,
+            product.currency,
+            product.status,
+            product.stock,
+        )
+        .where(product.sku.in_(sorted(skus)), product.deleted_at.is_(None))
+        .order_by(product.id)
+        .with_for_update()
+    )
+    return {row.sku: row for row in rows}
+
+
+def _listeners(
+    items: list[_Checkout], answers: list[Answer | Exception | None]
+) -> list[StockListener]:
+    """The distinct stock listeners of the checkouts that made an order."""
+    found: list[StockListener] = []
+    for item, answer in zip(items, answers, strict=True):
+        listener = item.on_stock
+        if listener is not None and isinstance(answer, tuple) and answer[1]:
+            if listener not in found:
+                found.append(listener)
+    return found
+
+
+async def _pinned_stock(
+    conn: AsyncConnection, product_ids: list[uuid.UUID]
+) -> dict[str, dict[str, int]]:
+    """Where these products are pinned now and their stock, read in the round's transaction
+    after its updates: {show id: {sku: stock}}."""
+    pin, product = models.ShowPin, models.Product
+    found: dict[str, dict[str, int]] = {}
+    for show_id, sku, stock in await conn.execute(
+        select(pin.show_id, product.sku, product.stock)
+        .join(product, product.id == pin.product_id)
+        .where(pin.product_id.in_(product_ids), pin.unpinned_at.is_(None))
+    ):
+        found.setdefault(str(show_id), {})[sku] = stock
+    return found
 
 
 async def do_expire_reservations(db: Database, limit: int = 500) -> dict[str, int]:
@@ -357,7 +701,11 @@ async def do_confirm(
             )
         )
         await session.flush()
-        return _record(order, lines)
+        record = _record(order, lines)
+        # In this transaction: the sale and its webhook commit together or not at all.
+        await webhooks.enqueue(session, EventType.ORDER_CREATED, order_document(record))
+        await ledger.earn_for_order(session, order)  # points for buying during the live show
+        return record
 
 
 async def _change(
@@ -380,6 +728,7 @@ async def _change(
             )
         )
         if wanted is OrderStatus.CANCELLED:
+            await ledger.reverse_order(session, order_id)
             for line in lines:
                 await session.execute(
                     update(models.Product)
@@ -391,7 +740,15 @@ async def _change(
         order.status = wanted.value
         order.updated_at = now
         await session.flush()
-        return _record(order, lines), returned
+        record = _record(order, lines)
+        # A reservation that was never placed was never announced, so its end is not either.
+        event = {
+            OrderStatus.PAID: EventType.ORDER_PAID,
+            OrderStatus.CANCELLED: EventType.ORDER_CANCELLED,
+        }.get(wanted)
+        if event is not None and current is not OrderStatus.RESERVED:
+            await webhooks.enqueue(session, event, order_document(record))
+        return record, returned
 
 
 async def do_cancel(db: Database, order_id: uuid.UUID) -> tuple[OrderRecord, dict[str, int]]:

@@ -9,7 +9,10 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from server.domain import claims as claim_rules
+from server.domain import handoff
 from server.domain.errors import Conflict, InvalidValue, NotFound
+from server.domain.handoff import CheckoutMode
 from server.domain.money import check_currency
 from server.domain.shows import ShowAction, ShowState, check_editable, next_state
 from server.domain.text import SUPPORTED_LOCALES, normalize
@@ -38,6 +41,9 @@ class ShowRecord:
     ended_at: datetime | None
     cancelled_at: datetime | None
     peak_viewers: int
+    checkout_mode: CheckoutMode = CheckoutMode.NATIVE
+    handoff_url: str | None = None
+    claim_keyword: str | None = "+1"
 
     @classmethod
     def of(cls, row: models.Show) -> ShowRecord:
@@ -56,6 +62,9 @@ class ShowRecord:
             ended_at=row.ended_at,
             cancelled_at=row.cancelled_at,
             peak_viewers=row.peak_viewers,
+            checkout_mode=CheckoutMode(row.checkout_mode),
+            handoff_url=row.handoff_url,
+            claim_keyword=row.claim_keyword,
         )
 
 
@@ -85,7 +94,24 @@ def check_show_fields(fields: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(start, datetime) or start.tzinfo is None:
             raise InvalidValue("must be a date-time with a UTC offset", field="scheduled_start")
         clean["scheduled_start"] = start
+    if "checkout_mode" in fields:
+        try:
+            clean["checkout_mode"] = CheckoutMode(fields["checkout_mode"]).value
+        except ValueError:
+            modes = ", ".join(m.value for m in CheckoutMode)
+            raise InvalidValue(f"must be one of {modes}", field="checkout_mode") from None
+    if "handoff_url" in fields:
+        url = fields["handoff_url"]
+        clean["handoff_url"] = None if url is None else handoff.check_template(url)
+    if "claim_keyword" in fields:
+        word = fields["claim_keyword"]
+        clean["claim_keyword"] = None if word is None else claim_rules.check_keyword(word)
     return clean
+
+
+def _check_checkout(row: models.Show) -> None:
+    if row.checkout_mode == CheckoutMode.HANDOFF.value and not row.handoff_url:
+        raise InvalidValue("is required when checkout_mode is handoff", field="handoff_url")
 
 
 async def do_create_show(
@@ -99,6 +125,7 @@ async def do_create_show(
     clean.setdefault("currency", default_currency)
     async with db.transaction() as session:
         row = models.Show(state=ShowState.SCHEDULED.value, **clean)
+        _check_checkout(row)
         session.add(row)
         await session.flush()
         return ShowRecord.of(row)
@@ -144,6 +171,7 @@ async def do_update_show(db: Database, show_id: uuid.UUID, fields: dict[str, Any
         check_editable(ShowState(row.state), changed)
         for name in changed:
             setattr(row, name, clean[name])
+        _check_checkout(row)
         if changed:
             row.updated_at = utcnow()
         await session.flush()

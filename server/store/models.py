@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     Uuid,
     text,
 )
@@ -128,6 +129,12 @@ class Show(Base):
     peak_viewers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The event number of the last pin or unpin of a product.
     pins_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # How viewers buy: "native" orders here, or "handoff" to the brand's own cart at
+    # `handoff_url` (a template, see server/domain/handoff.py).
+    checkout_mode: Mapped[str] = mapped_column(String(8), default="native", server_default="native")
+    handoff_url: Mapped[str | None] = mapped_column(String(2048))
+    # What a viewer types in chat to claim the pinned product ("+1"); None turns claims off.
+    claim_keyword: Mapped[str | None] = mapped_column(String(16), default="+1", server_default="+1")
 
 
 class Member(Base):
@@ -388,3 +395,252 @@ class OrderLine(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price_minor: Mapped[int] = mapped_column(BigInteger)
     flash: Mapped[bool] = mapped_column(default=False)
+
+
+class CartItem(Base):
+    """A product in a buyer's cart: one row per buyer and product, kept across their
+    sockets and devices (a member is one subject everywhere). Holds no stock."""
+
+    __tablename__ = "cart_items"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        UniqueConstraint(
+            "owner_role", "owner_subject", "product_id", name="uq_cart_items_owner_product"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_role: Mapped[str] = mapped_column(String(8))
+    owner_subject: Mapped[str] = mapped_column(String(128))
+    product_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("products.id", ondelete="CASCADE")
+    )
+    quantity: Mapped[int] = mapped_column(Integer)
+    # The show it was added from: its flash price applies, and the sale is credited to it.
+    show_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("shows.id", ondelete="SET NULL")
+    )
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Claim(Base):
+    """A viewer's "+1" in chat that put the pinned product in their cart."""
+
+    __tablename__ = "claims"
+    __table_args__ = (Index("ix_claims_show_created", "show_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    show_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("shows.id", ondelete="CASCADE"))
+    product_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("products.id"))
+    sku: Mapped[str] = mapped_column(String(64))
+    buyer_role: Mapped[str] = mapped_column(String(8))
+    buyer_subject: Mapped[str] = mapped_column(String(128))
+    author_name: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(String(500))
+    cart_quantity: Mapped[int] = mapped_column(Integer)  # units in the cart after this claim
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FunnelCount(Base):
+    """How often each step of the sales funnel happened for a product in a show (card
+    shown, opened, added to cart, checkout started); written in batches."""
+
+    __tablename__ = "funnel_counts"
+
+    show_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("shows.id", ondelete="CASCADE"), primary_key=True
+    )
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    step: Mapped[str] = mapped_column(String(24), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookEndpoint(Base):
+    """Where the brand's systems receive signed events. The secret is kept as given
+    (`whsec_` + base64), since signing needs it."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(64))
+    # The event types it receives; NULL: every type.
+    event_types: Mapped[list[str] | None] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookMessage(Base):
+    """One event in the outbox, written in the transaction that caused it. `id` is the
+    `webhook-id` header, the same on every attempt; `body` is the exact JSON signed."""
+
+    __tablename__ = "webhook_messages"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One message to one endpoint. While pending, `next_attempt_at` is when it is due; a
+    dispatcher that takes it pushes it forward (a lease) and counts the attempt."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status_known"),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        Index("uq_webhook_deliveries_message_endpoint", "message_id", "endpoint_id", unique=True),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    message_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("webhook_messages.id", ondelete="CASCADE")
+    )
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    succeeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookAttempt(Base):
+    """The log of one delivery: every request made, and what came back."""
+
+    __tablename__ = "webhook_attempts"
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    response_body: Mapped[str | None] = mapped_column(String(1000))
+
+
+class LoyaltyRules(Base):
+    """The brand's earning rules; every change is a new version, and each ledger entry
+    names the version that earned it."""
+
+    __tablename__ = "loyalty_rules"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ShowLoyaltyRules(Base):
+    """Rules one show overrides, field by field."""
+
+    __tablename__ = "show_loyalty_rules"
+
+    show_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("shows.id", ondelete="CASCADE"), primary_key=True
+    )
+    overrides: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MemberPoints(Base):
+    """A member's balance (always the sum of their ledger entries), tier and streak."""
+
+    __tablename__ = "member_points"
+    __table_args__ = (CheckConstraint("balance >= 0", name="balance_non_negative"),)
+
+    member_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    tier: Mapped[str] = mapped_column(String(40))
+    rolling_points: Mapped[int] = mapped_column(BigInteger, default=0)
+    badges: Mapped[list[str]] = mapped_column(JSON, default=list)
+    streak: Mapped[int] = mapped_column(Integer, default=0)
+    streak_show_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    shows_attended: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerEntry(Base):
+    """Append-only: points earned, redeemed, adjusted, expired or reversed."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('earn', 'redeem', 'adjust', 'expire', 'reverse')", name="kind_known"
+        ),
+        CheckConstraint("points <> 0", name="points_non_zero"),
+        CheckConstraint("balance_after >= 0", name="balance_after_non_negative"),
+        UniqueConstraint("member_id", "idempotency_key", name="uq_ledger_entries_member_key"),
+        Index("ix_ledger_entries_member_created", "member_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("members.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(24))
+    points: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    show_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("shows.id", ondelete="SET NULL")
+    )
+    order_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("orders.id", ondelete="SET NULL")
+    )
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    rules_version: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ShowAttendance(Base):
+    """What one viewer (member or guest) did in one show, as the server measured it; the
+    counters the per-show caps are checked against."""
+
+    __tablename__ = "show_attendance"
+
+    show_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("shows.id", ondelete="CASCADE"), primary_key=True
+    )
+    viewer: Mapped[str] = mapped_column(String(140), primary_key=True)  # "role:subject"
+    member_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("members.id", ondelete="CASCADE")
+    )
+    watched_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Wall-clock time up to which watching is credited: never twice for one viewer.
+    watched_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    chats: Mapped[int] = mapped_column(Integer, default=0)
+    questions: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    reactions: Mapped[int] = mapped_column(Integer, default=0)
+    referrals: Mapped[int] = mapped_column(Integer, default=0)
+    referred_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)  # earned in this show
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ShowMinute(Base):
+    """Viewers watching in each minute of a show: the retention curve."""
+
+    __tablename__ = "show_minutes"
+
+    show_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("shows.id", ondelete="CASCADE"), primary_key=True
+    )
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)
+    viewers: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,201 @@
+"""Watch time end to end: a real host publishing over WHIP, a real WHEP viewer, its player's
+beats over the live room, and points arriving on its socket; and a server killed hard in the
+middle of a show credits nothing twice when it comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from server.app import create_app
+from server.config import Settings
+from server.keys import ACCRUAL, OPENAPI
+from server.store import models
+from server.store.db import Database
+from server.store.migrate import upgrade
+from tests.conftest import SECRET_KEY, VIEWER_SECRET, Api, viewer_token
+from tests.media_peers import ffmpeg_publisher, wait_for, watch
+from tests.test_live import LiveClient
+from tests.test_media_relay import live_show, until_status
+from tests.test_multinode import free_port
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # Media and the watch clock do not depend on the backend; one (SQLite) keeps this quick.
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('watch') / 'showroom.db'}"
+    upgrade(url)
+    yield url
+
+
+@pytest.fixture
+async def server(
+    db: Database, settings: Settings, aiohttp_client: Any
+) -> AsyncIterator[tuple[str, Api, Any]]:
+    app = create_app(replace(settings, media_connect_timeout=5.0))
+    client = await aiohttp_client(app)
+    yield str(client.make_url("")).rstrip("/"), Api(client, app[OPENAPI]), app
+
+
+async def live_client(base: str, token: str) -> tuple[LiveClient, list[dict[str, Any]]]:
+    client = LiveClient()
+    points: list[dict[str, Any]] = []
+    client.sio.on("points", points.append, namespace="/live")
+    await client.connect(base, token=token)
+    return client, points
+
+
+async def test_only_a_player_receiving_the_show_earns_watch_time(
+    server: Any, db: Database, admin: str
+) -> None:
+    base, api, app = server
+    show_id, token = await live_show(api, db, admin)
+    async with (
+        ffmpeg_publisher(f"{base}/whip/{show_id}", token) as ffmpeg,
+        aiohttp.ClientSession() as http,
+    ):
+        await until_status(api, show_id, "publishing", ffmpeg)
+        viewer = await watch(http, base, show_id)
+        try:
+            await wait_for(lambda: len(viewer.video_frames) > 5, 15, "video at the viewer")
+            assert viewer.location is not None
+            session = viewer.location.rsplit("/", 1)[1]
+            mei, mei_points = await live_client(base, viewer_token("mei", "Mei"))
+            forger, _ = await live_client(base, viewer_token("forger", "F"))
+            for client in (mei, forger):
+                assert (await client.call("join", {"show_id": show_id}))["ok"]
+            beat = {"playing": True, "visible": True, "session": session}
+            first = await mei.call("watch:beat", beat)
+            assert first == {"ok": True, "credited": False, "reason": "first_beat"}
+            for _ in range(2):
+                await asyncio.sleep(2.2)
+                assert (await mei.call("watch:beat", beat))["credited"]
+            # Someone else naming Mei's session, a made-up one, or none: nothing.
+            for claim, why in (
+                (beat, "media_session_taken"),
+                ({**beat, "session": "made-up-session"}, "no_media"),
+                ({"playing": True, "visible": True}, "no_media_session"),
+            ):
+                answer = await forger.call("watch:beat", claim)
+                assert answer["reason"] == why and not answer["credited"], answer
+                await asyncio.sleep(2.1)  # beats closer than 2 s are ignored ("too_soon")
+            bad = await forger.call("watch:beat", {"playing": "yes"})
+            assert bad["error"]["code"] == "bad_payload" and bad["error"]["field"] == "playing"
+
+            await app[ACCRUAL].flush()
+            await wait_for(lambda: bool(mei_points), 5, "Mei's points event")
+            assert mei_points[-1]["earned"] == [{"reason": "first_join", "points": 10}]
+            assert mei_points[-1]["balance"] == 10
+            async with db.read() as s:
+                watched = dict(
+                    (
+                        await s.execute(
+                            select(
+                                models.ShowAttendance.viewer, models.ShowAttendance.watched_ms
+                            ).where(models.ShowAttendance.show_id == uuid.UUID(show_id))
+                        )
+                    ).all()
+                )
+            assert 4000 <= watched["viewer:mei"] <= 6500, watched
+            assert watched["viewer:forger"] == 0
+            for client in (mei, forger):
+                await client.sio.disconnect()
+        finally:
+            await viewer.close(http)
+
+
+async def _serve(database_url: str, data_dir: Path, port: int) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "SHOWROOM_PORT": str(port),
+        "SHOWROOM_DATA_DIR": str(data_dir),
+        "DATABASE_URL": database_url,
+        "SHOWROOM_SECRET_KEY": SECRET_KEY,
+        "SHOWROOM_VIEWER_JWT_SECRET": VIEWER_SECRET,
+        "SHOWROOM_CHAT_BURST": "50",
+        "SHOWROOM_ENGAGEMENT_FLUSH_SECONDS": "0.3",
+    }
+    env.pop("REDIS_URL", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    async with aiohttp.ClientSession() as http:
+        for _ in range(150):
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    if response.status == 200:
+                        return process
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    process.kill()
+    raise AssertionError("the server did not become ready")
+
+
+async def test_a_server_killed_mid_show_credits_nothing_twice(
+    database_url: str, db: Database, tmp_path: Path, admin: str
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = await _serve(database_url, tmp_path, port)
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin}"}) as http:
+            async with http.post(
+                f"{base}/api/v1/shows",
+                json={"title": "Crash", "scheduled_start": "2026-12-01T12:00:00Z"},
+            ) as r:
+                show_id = (await r.json())["id"]
+            async with http.post(f"{base}/api/v1/shows/{show_id}/start") as r:
+                assert r.status == 200
+
+            async def chat(n: int) -> None:
+                client = LiveClient()
+                await client.connect(base, token=viewer_token("kim", "Kim"))
+                assert (await client.call("join", {"show_id": show_id}))["ok"]
+                for k in range(n):
+                    assert (await client.call("chat:send", {"text": f"hi {k}"}))["ok"]
+                await asyncio.sleep(1.0)  # several flush intervals: all of it is written
+                await client.sio.disconnect()
+
+            await chat(3)
+            process.send_signal(signal.SIGKILL)  # no clean shutdown, no final flush
+            await process.wait()
+            process = await _serve(database_url, tmp_path, port)
+            await chat(2)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+    async with db.read() as s:
+        rows = (
+            await s.execute(
+                select(models.LedgerEntry.reason, func.sum(models.LedgerEntry.points))
+                .join(models.Member, models.Member.id == models.LedgerEntry.member_id)
+                .where(models.Member.external_id == "kim")
+                .group_by(models.LedgerEntry.reason)
+            )
+        ).all()
+        balance = await s.scalar(
+            select(models.MemberPoints.balance)
+            .join(models.Member, models.Member.id == models.MemberPoints.member_id)
+            .where(models.Member.external_id == "kim")
+        )
+    assert dict(rows) == {"first_join": 10, "chat": 5}  # once each, across the crash
+    assert balance == 15
