@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import socketio
 from aiohttp import web
@@ -157,32 +158,64 @@ async def _room_bus(app: web.Application) -> AsyncIterator[None]:
 
 
 RESERVATION_SWEEP_SECONDS = 1.0
+FUNNEL_FLUSH_SECONDS = 2.0
+
+
+async def _every(
+    stop: asyncio.Event, interval: float, work: Callable[[], Awaitable[Any]], what: str
+) -> None:
+    """Run `work` every `interval` seconds until `stop` is set. Stopping waits for the
+    round in progress: a database call is never cut off halfway."""
+    log = logging.getLogger("showroom")
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            return
+        try:
+            await work()
+        except Exception:
+            log.exception("%s failed; trying again in %s s", what, interval)
+
+
+BACKGROUND_STOP_SECONDS = 10.0
+
+
+async def _background(
+    jobs: list[tuple[float, Callable[[], Awaitable[Any]], str]],
+) -> AsyncIterator[None]:
+    """Periodic jobs for an app's lifetime, stopped gracefully (then cancelled if a round
+    hangs past BACKGROUND_STOP_SECONDS)."""
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(_every(stop, interval, work, what), name=what)
+        for interval, work, what in jobs
+    ]
+    yield
+    stop.set()
+    _, hanging = await asyncio.wait(tasks, timeout=BACKGROUND_STOP_SECONDS)
+    for task in hanging:
+        task.cancel()
+    for task in hanging:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _sweep_reservations(app: web.Application) -> None:
     """Reservations past their time give their stock back; viewers of shows where those
     products are pinned see the new counts."""
-    log = logging.getLogger("showroom.orders")
-    while True:
-        await asyncio.sleep(RESERVATION_SWEEP_SECONDS)
-        try:
-            returned = await orders.do_expire_reservations(app[DATABASE])
-            app[STOCK].note(await pins.access_pinned_stock(app[DATABASE], list(returned)))
-        except Exception:
-            log.exception("reservation sweep failed")
+    returned = await orders.do_expire_reservations(app[DATABASE])
+    app[STOCK].note(await pins.access_pinned_stock(app[DATABASE], list(returned)))
 
 
 async def _orders(app: web.Application) -> AsyncIterator[None]:
-    tasks = [
-        asyncio.create_task(_sweep_reservations(app), name="reservation-sweeper"),
-        asyncio.create_task(app[FUNNEL].run(), name="funnel-writer"),
-    ]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async for _ in _background(
+        [
+            (RESERVATION_SWEEP_SECONDS, lambda: _sweep_reservations(app), "reservation sweep"),
+            (FUNNEL_FLUSH_SECONDS, app[FUNNEL].flush, "funnel write"),
+        ]
+    ):
+        yield
     try:
         await app[FUNNEL].flush()  # steps counted since the last write are not lost
     except Exception:
@@ -217,34 +250,21 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
 POINTS_EXPIRY_SECONDS = 3600.0
 
 
-async def _expire_points(app: web.Application) -> None:
-    log = logging.getLogger("showroom.engagement")
-    while True:
-        try:
-            expired = await ledger.do_expire_points(app[DATABASE])
-            if expired:
-                log.info("expired %d points", expired)
-        except Exception:
-            log.exception("points expiry failed")
-        await asyncio.sleep(POINTS_EXPIRY_SECONDS)
-
-
 async def _engagement(app: web.Application) -> AsyncIterator[None]:
     """Engagement is written every SHOWROOM_ENGAGEMENT_FLUSH_SECONDS, and once more on a
-    clean shutdown; points past their policy expire hourly."""
-    accrual = app[ACCRUAL]
-    tasks = [
-        asyncio.create_task(
-            accrual.run(app[SETTINGS].engagement_flush_seconds), name="engagement-writer"
-        ),
-        asyncio.create_task(_expire_points(app), name="points-expiry"),
-    ]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    clean shutdown; points past their policy expire hourly (and at start)."""
+    accrual, db = app[ACCRUAL], app[DATABASE]
+    try:
+        await ledger.do_expire_points(db)
+    except Exception:
+        logging.getLogger("showroom.engagement").exception("points expiry failed")
+    async for _ in _background(
+        [
+            (app[SETTINGS].engagement_flush_seconds, accrual.flush, "engagement write"),
+            (POINTS_EXPIRY_SECONDS, lambda: ledger.do_expire_points(db), "points expiry"),
+        ]
+    ):
+        yield
     try:
         await accrual.flush()
     except Exception:

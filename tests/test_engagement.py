@@ -462,3 +462,26 @@ def test_rules_reject_nonsense() -> None:
             continue
         raise AssertionError(bad)
     assert check_rules({"chat_cap": 3}).chat_cap == 3
+
+
+async def test_ending_a_show_queues_its_summary_for_the_crm(
+    api: Api, db: Database, admin: str
+) -> None:
+    await webhooks.do_create_endpoint(
+        db, url="http://127.0.0.1:9/crm", event_types=["show.summary"]
+    )
+    show = await create_show(api, admin)
+    await api.call("POST", f"/api/v1/shows/{show['id']}/start", auth=admin)
+    ended = await api.call("POST", f"/api/v1/shows/{show['id']}/end", auth=admin)
+    assert ended.status == 200
+    async with db.read() as session:
+        [body] = list(
+            await session.scalars(
+                select(models.WebhookMessage.body).where(
+                    models.WebhookMessage.event_type == "show.summary"
+                )
+            )
+        )
+    summary = json.loads(body)
+    assert summary["type"] == "show.summary" and summary["data"]["show_id"] == show["id"]
+    assert summary["data"]["state"] == "ended" and "viewers" in summary["data"]

@@ -17,7 +17,7 @@ from server.config import Settings
 from server.keys import OPENAPI
 from server.store.db import Database
 from server.store.migrate import upgrade
-from tests.conftest import Api, create_show, host_token, unavailable
+from tests.conftest import Api, create_show, host_token, unavailable, viewer_token
 
 CHROMIUM = "/usr/bin/chromium"
 FAKE_MEDIA = [
@@ -50,7 +50,7 @@ async def browser() -> AsyncIterator[Any]:
 async def server(
     db: Database, settings: Settings, aiohttp_client: Any
 ) -> AsyncIterator[tuple[str, Api]]:
-    app = create_app(replace(settings, public_url="http://127.0.0.1"))
+    app = create_app(replace(settings, public_url="http://127.0.0.1", engagement_flush_seconds=0.5))
     client = await aiohttp_client(app)
     yield str(client.make_url("")).rstrip("/"), Api(client, app[OPENAPI])
 
@@ -95,7 +95,9 @@ async def test_studio_publishes_and_the_watch_page_plays(
 
     watch = await browser.new_page()
     watch.on("pageerror", lambda e: errors.append(f"watch: {e}"))
-    await watch.goto(f"{base}/watch/{show['id']}")
+    # A member arrives from the brand's app with a viewer token in the fragment.
+    await watch.goto(f"{base}/watch/{show['id']}#token={viewer_token('fan-1', 'Fan')}")
+    assert "token" not in watch.url  # the page takes it out of the address bar
     await watch.wait_for_function(
         "document.getElementById('player').videoWidth > 0", timeout=20_000
     )
@@ -113,6 +115,11 @@ async def test_studio_publishes_and_the_watch_page_plays(
         "document.getElementById('health').dataset.status === 'publishing'", timeout=10_000
     )
     assert "watching" in await studio.inner_text("#health")
+    # Joining the live room earned the member points; their own badge shows the balance.
+    await watch.wait_for_function(
+        "document.getElementById('points').dataset.balance === '10'", timeout=10_000
+    )
+    assert "10" in await watch.inner_text("#points")
     assert errors == []
 
     # Ending the show from the studio hangs up and registers the recording.

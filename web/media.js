@@ -130,6 +130,8 @@ export function play(showId, video, onState = () => {}) {
   connect();
   addEventListener("pagehide", () => location && hangUp(location));
   return {
+    // The WHEP session id (the last part of its Location): the watch-time beats name it.
+    session: () => (location ? new URL(location).pathname.split("/").pop() : null),
     stop() {
       stopped = true;
       clearTimeout(timer);

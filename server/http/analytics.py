@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -18,10 +19,11 @@ from typing import Any
 from aiohttp import web
 
 from server.domain.money import SUPPORTED_CURRENCIES
+from server.domain.webhooks import EventType
 from server.http import views
 from server.http.contract import PATH, QUERY
-from server.keys import DATABASE, FUNNEL
-from server.services import analytics
+from server.keys import ACCRUAL, DATABASE, FUNNEL
+from server.services import analytics, webhooks
 from server.services.analytics import (
     MemberShowRecord,
     ShowAnalyticsRecord,
@@ -171,6 +173,21 @@ def analytics_rows(r: ShowAnalyticsRecord) -> list[tuple[str, Any]]:
 async def _analytics(request: web.Request) -> ShowAnalyticsRecord:
     await request.app[FUNNEL].flush()  # what this process counted so far, too
     return await analytics.access_show_analytics(request.app[DATABASE], request[PATH]["show_id"])
+
+
+async def announce_summary(app: web.Application, show_id: uuid.UUID) -> None:
+    """When a show ends: write what this process still holds (engagement, funnel), then
+    queue the `show.summary` webhook with the same document as GET .../analytics."""
+    log = logging.getLogger("showroom.analytics")
+    for flush, what in ((app[ACCRUAL].flush, "engagement"), (app[FUNNEL].flush, "funnel")):
+        try:
+            await flush()
+        except Exception:
+            log.exception("could not write pending %s before the show summary", what)
+    db = app[DATABASE]
+    document = analytics_view(await analytics.access_show_analytics(db, show_id))
+    async with db.transaction() as session:
+        await webhooks.enqueue(session, EventType.SHOW_SUMMARY, document)
 
 
 async def get_show_analytics(request: web.Request) -> web.Response:

@@ -22,6 +22,9 @@ def add_pages(app: web.Application, web_dir: Path) -> None:
 
     app.router.add_get("/", home, name="page:home")
     app.router.add_static("/web/", web_dir, name="web")
+    # The official Socket.IO client, from npm (`make install` puts it in node_modules).
+    client = web_dir.parent / "node_modules/socket.io-client/dist/socket.io.esm.min.js"
+    app.router.add_get("/vendor/socket.io.esm.min.js", _page(client), name="vendor:socket.io")
 
 
 def _page(file: Path):  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from aiohttp import web
 
 from server.domain.shows import ShowAction, ShowState
 from server.http import views
+from server.http.analytics import announce_summary
 from server.http.contract import BODY, PATH, PRINCIPAL, QUERY
 from server.http.media import finish_broadcast, stream_status
 from server.http.problems import Problem
@@ -101,6 +103,10 @@ def _transition(action: ShowAction) -> Any:
         )
         if record.state is ShowState.ENDED:
             await finish_broadcast(request.app, str(record.id))
+            try:
+                await announce_summary(request.app, record.id)
+            except Exception:  # the show has ended either way; the log says what was lost
+                logging.getLogger("showroom.shows").exception("show summary not queued")
         return _answer(request, record)
 
     handle.__name__ = f"{action.value}_show"

@@ -7,7 +7,6 @@ from those counters."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import uuid
@@ -28,7 +27,6 @@ from server.store.models import utcnow
 
 log = logging.getLogger("showroom.engagement")
 
-FLUSH_INTERVAL = 5.0
 CHUNK = 500  # entries per engagement.points_earned webhook message
 
 
@@ -141,14 +139,6 @@ class Accrual:
         self._activity(show_id, viewer, member).answered.append(question_id)
 
     # --- writing ----------------------------------------------------------------------------
-
-    async def run(self, interval: float = FLUSH_INTERVAL) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("could not store engagement; keeping it for the next flush")
 
     async def flush(self) -> list[Credit]:
         batch, self.pending = self.pending, {}

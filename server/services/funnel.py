@@ -4,7 +4,6 @@ seconds, not one per tap), then orders placed and revenue (read from the orders)
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections import Counter
@@ -21,7 +20,6 @@ from server.store.db import Database
 
 log = logging.getLogger("showroom.funnel")
 
-FLUSH_INTERVAL = 2.0
 # Members already counted for a card (shown/opened count people, not taps). Best effort:
 # per process, and forgotten past this many entries.
 SEEN_MAX = 1_000_000
@@ -82,14 +80,6 @@ class FunnelBoard:
             self.counts.update(counts)  # kept for the next round
             raise
         self.flushes += 1
-
-    async def run(self, interval: float = FLUSH_INTERVAL) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("could not store funnel counts; retrying")
 
 
 @dataclass(frozen=True, slots=True)
