@@ -8,8 +8,8 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, { token, method = "GET", json, body, contentType } = {}) {
-  const headers = {};
+export async function api(path, { token, method = "GET", json, body, contentType, headers: extra } = {}) {
+  const headers = { ...extra };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (json !== undefined) {
     body = JSON.stringify(json);
@@ -26,9 +26,32 @@ export async function api(path, { token, method = "GET", json, body, contentType
 
 const DECIMALS = { JPY: 0, KRW: 0 };
 
+export const currencyDecimals = (currency) => DECIMALS[currency] ?? 2;
+
+// The pages speak zh-HK, zh-CN and en: the show's locale when it is one of them, else the
+// browser's language, else zh-HK.
+export const LOCALES = ["zh-HK", "zh-CN", "en"];
+
+export function chooseLocale(wanted) {
+  if (LOCALES.includes(wanted)) return wanted;
+  for (const tag of [wanted, ...(navigator.languages ?? [navigator.language])]) {
+    const lower = String(tag || "").toLowerCase();
+    if (/^zh-(hk|mo|tw|hant)/.test(lower)) return "zh-HK";
+    if (lower.startsWith("zh")) return "zh-CN";
+    if (lower.startsWith("en")) return "en";
+  }
+  return "zh-HK";
+}
+
+// A fresh Idempotency-Key per attempt (crypto.randomUUID needs a secure context).
+export function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 export function formatMoney(money, locale) {
   if (!money) return "";
-  const digits = DECIMALS[money.currency] ?? 2;
+  const digits = currencyDecimals(money.currency);
   return new Intl.NumberFormat(locale, {
     style: "currency",
     currency: money.currency,

@@ -1,0 +1,288 @@
+"""The watch and studio pages in headless Chromium, without video: the live room and the
+API only. A host opens the studio, a member opens the watch page; they chat both ways, the
+host pins a product from the rail, the viewer buys it now and confirms, then claims it with
+"+1" and the host's claims feed shows the claim. Screenshots at phone and desktop sizes go to
+$SHOWROOM_SCREENSHOTS (default: the test's tmp_path)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.app import create_app
+from server.config import Settings
+from server.keys import OPENAPI
+from server.store.db import Database
+from server.store.migrate import upgrade
+from tests.conftest import Api, create_product, create_show, host_token, unavailable, viewer_token
+
+CHROMIUM = "/usr/bin/chromium"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+SKU = "SERUM-30"
+IMAGE = "/web/demo/demo-serum-30.svg"  # same origin: the pages load nothing from elsewhere
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('pages') / 'showroom.db'}"
+    upgrade(url)
+    yield url
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if shutil.which(CHROMIUM) is None:
+        unavailable(f"Chromium is not installed at {CHROMIUM} (Debian package chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(executable_path=CHROMIUM)
+        yield instance
+        await instance.close()
+
+
+@pytest.fixture
+async def server(
+    db: Database, settings: Settings, aiohttp_client: Any
+) -> AsyncIterator[tuple[str, Api]]:
+    app = create_app(replace(settings, public_url="http://127.0.0.1", engagement_flush_seconds=0.5))
+    client = await aiohttp_client(app)
+    yield str(client.make_url("")).rstrip("/"), Api(client, app[OPENAPI])
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    target = Path(os.environ.get("SHOWROOM_SCREENSHOTS") or tmp_path / "screenshots")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def watch_errors(page: Any, name: str, errors: list[str], origin: str) -> None:
+    page.on("pageerror", lambda e: errors.append(f"{name}: {e}"))
+    # Nothing is loaded from another origin.
+    page.on(
+        "request",
+        lambda r: (
+            None
+            if r.url.startswith((origin, "data:", "blob:"))
+            else errors.append(f"{name} loaded {r.url}")
+        ),
+    )
+
+
+async def test_host_and_viewer_chat_pin_buy_and_claim(
+    browser: Any, server: tuple[str, Api], db: Database, admin: str, shots: Path
+) -> None:
+    base, api = server
+    await create_product(
+        api,
+        admin,
+        SKU,
+        title={"zh-HK": "保濕精華 30ml", "en": "Hydrating Serum 30ml"},
+        price={"amount_minor": 29900, "currency": "HKD"},
+        compare_at_price={"amount_minor": 39900, "currency": "HKD"},
+        image_url=IMAGE,
+        stock=4,
+    )
+    for size in ("M", "L"):
+        await create_product(
+            api,
+            admin,
+            f"TEE-{size}",
+            title={"zh-HK": f"棉質T恤 {size}", "en": f"Cotton tee {size}"},
+            price={"amount_minor": 12900, "currency": "HKD"},
+            compare_at_price=None,
+            image_url=None,
+            stock=20,
+        )
+    show = await create_show(api, admin, title="冬日護膚直播")
+    token = await host_token(db, show["id"])
+    started = await api.call("POST", f"/api/v1/shows/{show['id']}/start", auth=token)
+    assert started.status == 200, started.text
+    errors: list[str] = []
+
+    # The host opens the studio and joins the live room.
+    studio = await browser.new_page(viewport=DESKTOP)
+    watch_errors(studio, "studio", errors, base)
+    await studio.goto(f"{base}/studio/{show['id']}")
+    await studio.fill("#token", token)
+    await studio.click("#load")
+    await studio.wait_for_selector("body[data-joined='1']")
+    await studio.wait_for_selector(f"#rail [data-sku='{SKU}'] button")
+
+    # A member opens the watch page from the brand's app (token in the fragment).
+    watch = await browser.new_page(viewport=PHONE)
+    watch_errors(watch, "watch", errors, base)
+    await watch.goto(f"{base}/watch/{show['id']}#token={viewer_token('fan-1', 'Mei')}")
+    await watch.wait_for_selector("body[data-joined='1']")
+    assert await watch.get_attribute("html", "lang") == "zh-HK"
+    assert await watch.inner_text("#chat-send") == "發送"
+
+    # Chat both ways, rendered as text: markup arrives as the characters typed.
+    await watch.fill("#chat-text", "<b>幾時開始？</b>")
+    await watch.press("#chat-text", "Enter")
+    line = studio.locator("#messages .message", has_text="幾時開始")
+    await line.wait_for()
+    assert "<b>幾時開始？</b>" in await line.inner_text()
+    assert await studio.locator("#messages b").count() == 0
+    await studio.fill("#chat-text", "Welcome, everyone!")
+    await studio.click("#chat-send")
+    await watch.locator("#messages .message.staff", has_text="Welcome, everyone!").wait_for()
+    # The viewer count reaches the studio (presence, at most once a second).
+    await studio.wait_for_function(
+        "Number(document.getElementById('viewers').dataset.count) >= 1", timeout=5_000
+    )
+
+    # The host pins the product from the rail; the viewer's card appears, live.
+    await studio.click(f"#rail [data-sku='{SKU}'] button")
+    await studio.wait_for_selector(f"#pinned [data-sku='{SKU}']")
+    card = watch.locator(f"#pinned [data-sku='{SKU}']")
+    await card.wait_for()
+    card_text = await card.inner_text()
+    assert "保濕精華" in card_text and "299" in card_text and "399" in card_text
+    assert "只剩 4 件" in card_text  # low stock badge
+    await watch.screenshot(path=str(shots / "watch-phone.png"))
+
+    # Hearts: a tap animates and the total comes back from the room.
+    await watch.click("#heart")
+    await watch.wait_for_function(
+        "document.getElementById('heart-total').textContent.includes('1')", timeout=5_000
+    )
+
+    # Buy now: the sheet opens, checkout reserves, the confirm form places the order.
+    await card.locator("button").click()
+    await watch.click("#buy-now")
+    await watch.wait_for_selector("#confirm-form")
+    await watch.fill("#confirm-name", "陳美")
+    await watch.fill("#confirm-phone", "+852 9123 4567")
+    await watch.check("input[name=payment][value=cash_on_delivery]")
+    await watch.screenshot(path=str(shots / "watch-phone-checkout.png"))
+    await watch.click("#confirm-submit")
+    placed = watch.locator("#order-placed")
+    await placed.wait_for()
+    order_id = await placed.get_attribute("data-order")
+    assert await placed.get_attribute("data-status") == "placed"
+    orders = await api.call("GET", "/api/v1/orders?status=placed", auth=admin)
+    assert orders.status == 200, orders.text
+    [order] = [o for o in orders.body["items"] if o["id"] == order_id]
+    assert order["status"] == "placed" and order["show_id"] == show["id"]
+    assert order["payment_method"] == "cash_on_delivery"
+    assert order["total"] == {"amount_minor": 29900, "currency": "HKD"}
+    # The reservation took one unit: the card's stock follows (products.stock).
+    await watch.keyboard.press("Escape")
+    await watch.locator(f"#pinned [data-sku='{SKU}']", has_text="只剩 3 件").wait_for()
+
+    # "+1" in chat: the private answer goes to the viewer, the claim to the host's feed.
+    await watch.fill("#chat-text", "+1")
+    await watch.press("#chat-text", "Enter")
+    await watch.wait_for_selector("#claim[data-code='ok']")
+    assert "保濕精華" in await watch.inner_text("#claim")
+    await watch.wait_for_function("document.getElementById('cart-count').textContent === '1'")
+    await studio.locator(f"#claims [data-sku='{SKU}']", has_text="Mei").wait_for()
+
+    # A flash price from the studio: the viewer's card shows it with a countdown.
+    await studio.fill("#flash-price", "199.00")
+    await studio.fill("#flash-minutes", "5")
+    await studio.click(f"#pinned [data-sku='{SKU}'] button.flash")
+    flash_card = watch.locator(f"#pinned [data-sku='{SKU}']", has_text="199.00")
+    await flash_card.wait_for()
+    assert "299.00" in await flash_card.inner_text()  # the usual price, struck through
+    assert "限時優惠 0" in await flash_card.locator(".countdown").inner_text()
+    assert await studio.input_value("#flash-price") == ""  # used once, then cleared
+
+    # Two sizes pinned (found with the rail's search): "+1 T恤" asks which one, and the
+    # viewer answers by tapping a choice.
+    await studio.fill("#product-q", "TEE")
+    await studio.press("#product-q", "Enter")
+    await studio.locator("#rail [data-sku='TEE-L']").wait_for()
+    for sku in ("TEE-M", "TEE-L"):
+        await studio.click(f"#rail [data-sku='{sku}'] button")
+        await watch.locator(f"#pinned [data-sku='{sku}']").wait_for()
+    await watch.fill("#chat-text", "+1 T恤")
+    await watch.press("#chat-text", "Enter")
+    await watch.wait_for_selector("#claim[data-code='ambiguous']")
+    assert await watch.locator("#claim button.choice").count() == 2
+    await watch.click("#claim button.choice[data-sku='TEE-L']")
+    await watch.wait_for_selector("#claim[data-code='ok']")
+    assert "棉質T恤 L" in await watch.inner_text("#claim")
+    await watch.wait_for_function("document.getElementById('cart-count').textContent === '2'")
+    await studio.locator("#claims [data-sku='TEE-L']").wait_for()
+
+    # The player reported the funnel: the card was shown and opened.
+    funnel = await api.call("GET", f"/api/v1/shows/{show['id']}/funnel", auth=admin)
+    [serum] = [p for p in funnel.body["products"] if p["sku"] == SKU]
+    assert serum["card_shown"] == 1 and serum["card_opened"] == 1
+
+    # The studio deletes a message: it leaves the viewer's chat too.
+    await studio.locator("#messages .message", has_text="幾時開始").locator("button").click()
+    await watch.locator("#messages .message", has_text="幾時開始").wait_for(state="detached")
+
+    # The cart sheet lists the claimed product.
+    await watch.click("#cart-button")
+    await watch.locator(f"#cart-body [data-sku='{SKU}']").wait_for()
+    assert await watch.locator("#cart-body [data-sku='TEE-L']").count() == 1
+    await watch.keyboard.press("Escape")
+
+    await watch.screenshot(path=str(shots / "watch-phone-after.png"))
+    await studio.screenshot(path=str(shots / "studio-desktop.png"), full_page=True)
+    await watch.set_viewport_size(DESKTOP)
+    await watch.screenshot(path=str(shots / "watch-desktop.png"))
+    await studio.set_viewport_size(PHONE)
+    await studio.screenshot(path=str(shots / "studio-phone.png"), full_page=True)
+
+    assert errors == []
+    await watch.close()
+    await studio.close()
+
+
+async def test_a_guest_buys_now_in_a_handoff_show_in_english(
+    browser: Any, server: tuple[str, Api], db: Database, admin: str
+) -> None:
+    base, api = server
+    await create_product(api, admin, SKU, image_url=IMAGE, stock=2)
+    template = f"{base}/shop/cart/{{items}}?show={{show_id}}"
+    show = await create_show(
+        api, admin, title="Spring live", locale="en", checkout_mode="handoff", handoff_url=template
+    )
+    token = await host_token(db, show["id"])
+    assert (await api.call("POST", f"/api/v1/shows/{show['id']}/start", auth=token)).status == 200
+    pinned = await api.call(
+        "POST", f"/api/v1/shows/{show['id']}/pins", auth=admin, json_body={"sku": SKU}
+    )
+    assert pinned.status == 200, pinned.text
+    errors: list[str] = []
+
+    watch = await browser.new_page(viewport=PHONE)  # a guest: no token
+    watch_errors(watch, "watch", errors, base)
+    await watch.goto(f"{base}/watch/{show['id']}")
+    await watch.wait_for_selector("body[data-joined='1']")
+    assert await watch.get_attribute("html", "lang") == "en"
+    card = watch.locator(f"#pinned [data-sku='{SKU}']")
+    assert "Only 2 left" in await card.inner_text()
+    # Past the chat burst, the ack's error is shown to the sender.
+    await watch.evaluate(
+        """() => { const input = document.getElementById('chat-text');
+          for (let i = 0; i < 8; i++) {
+            input.value = `hello ${i}`;
+            document.getElementById('chat-form').requestSubmit();
+          } }"""
+    )
+    await watch.wait_for_selector("#chat-error[data-code='rate_limited']:not([hidden])")
+    assert "too fast" in await watch.inner_text("#chat-error")
+
+    await card.locator("button").click()
+    assert await watch.inner_text("#buy-now") == "Buy now"
+    # Hand-off: Buy now goes to the brand's own cart with the item and the show.
+    async with watch.expect_navigation(url=f"{base}/shop/cart/**"):
+        await watch.click("#buy-now")
+    assert f"{SKU}%3A1" in watch.url or f"{SKU}:1" in watch.url
+    assert f"show={show['id']}" in watch.url
+    assert errors == []
+    await watch.close()
