@@ -23,6 +23,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from media.fastsend import use_lean_sender
+from media.hls import PLAYLIST, SEGMENT_SECONDS, HlsWriter, finish_playlist
 from media.recorder import SUFFIX, Recorder, Recording
 from media.relay import (
     Broadcast,
@@ -223,8 +224,14 @@ class MediaHub:
         connect_timeout: float = 30.0,
         stall_after: float = 2.0,
         silence_timeout: float = 10.0,
+        hls_dir: Path | None = None,
+        hls_segment_seconds: float = SEGMENT_SECONDS,
     ) -> None:
         self.recordings_dir = recordings_dir
+        # Live HLS (and the replay it becomes) per show under hls_dir/<show_id>/; None: off.
+        self.hls_dir = hls_dir
+        self.hls_segment_seconds = hls_segment_seconds
+        self.hls: dict[str, HlsWriter] = {}
         self.ice_servers = ice_servers
         self.on_status = on_status
         self.connect_timeout = connect_timeout
@@ -320,6 +327,17 @@ class MediaHub:
         )
         broadcast.sinks.append(recorder.write)
         self.recorders[show_id] = recorder
+        if self.hls_dir is not None:
+            hls = HlsWriter(
+                self.hls_dir / show_id,
+                broadcast.video_codec,
+                broadcast.audio_codec,
+                timeline_started=broadcast.started,
+                on_keyframe_wanted=broadcast.want_keyframe,
+                segment_seconds=self.hls_segment_seconds,
+            )
+            broadcast.sinks.append(hls.write)
+            self.hls[show_id] = hls
         self.broadcasts[show_id] = broadcast
         self._set_status(show_id, StreamStatus.IDLE)
         return broadcast
@@ -459,12 +477,14 @@ class MediaHub:
 
     # --- the show ends -----------------------------------------------------------------------
 
-    async def end(self, show_id: str) -> Recording | None:
-        """The show is over: every peer is closed and the recording finished."""
+    async def end(self, show_id: str, *, final: bool = True) -> Recording | None:
+        """The show is over: every peer is closed, the live HLS playlist finished as the
+        replay, and the recording finished. Not `final` (the server shutting down while the
+        show is live): the playlist stays open for the show to carry on after a restart."""
         async with self._turn:
-            return await self._end(show_id)
+            return await self._end(show_id, final)
 
-    async def _end(self, show_id: str) -> Recording | None:
+    async def _end(self, show_id: str, final: bool = True) -> Recording | None:
         for session in [s for s in self.sessions.values() if s.show_id == show_id]:
             await self._close(session)
         broadcast = self.broadcasts.pop(show_id, None)
@@ -472,6 +492,20 @@ class MediaHub:
             broadcast.close()
         self.statuses.pop(show_id, None)
         self.publishing_since.pop(show_id, None)
+        hls = self.hls.pop(show_id, None)
+        if hls is not None:
+            began = time.monotonic()
+            replay = await asyncio.to_thread(hls.close, finalize=final)
+            if replay is not None and final:
+                log.info(
+                    "replay of %s ready %.3f s after the show ended (%d segments, %.1f s)",
+                    show_id,
+                    time.monotonic() - began,
+                    replay.segments,
+                    replay.duration_s,
+                )
+        elif final and self.hls_dir is not None:
+            await asyncio.to_thread(finish_playlist, self.hls_dir / show_id / PLAYLIST)
         recorder = self.recorders.pop(show_id, None)
         if recorder is None:
             return None
@@ -535,7 +569,7 @@ class MediaHub:
         """Shut down: close every peer, finish every recording (returned by show id)."""
         finished: list[tuple[str, Recording]] = []
         for show_id in list(self.broadcasts):
-            recording = await self.end(show_id)
+            recording = await self.end(show_id, final=False)
             if recording is not None:
                 finished.append((show_id, recording))
         for session in list(self.sessions.values()):

@@ -282,6 +282,7 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
 
     hub = MediaHub(
         recordings_dir=settings.data_dir / "recordings",
+        hls_dir=settings.data_dir / "hls",
         ice_servers=settings.ice_servers,
         on_status=announce,
         connect_timeout=settings.media_connect_timeout,

@@ -435,6 +435,7 @@ async def world(db: Database) -> dict[str, str]:
         "key_id": str(key.id),
         "admin": admin,
         "session_id": "no-such-session",  # WHIP/WHEP sessions live in memory, not the database
+        "segment": "seg-000000.ts",  # HLS segments live on disk; the world's show has none
         "order_id": MISSING_ID,
         "endpoint_id": str(endpoint.id),
         "delivery_id": MISSING_ID,

@@ -70,6 +70,10 @@ PATH_PARAMS: dict[str, tuple[Schema, str]] = {
         {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
         "The WHIP or WHEP session, from the Location of the answer.",
     ),
+    "segment": (
+        {"type": "string", "pattern": "^seg-[0-9]{6,9}\\.ts$"},
+        "An HLS segment's name, as the playlist lists it.",
+    ),
 }
 
 OPERATION = web.RequestKey("operation", Operation)

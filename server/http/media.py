@@ -3,13 +3,16 @@ SDP each; the session's URL (Location) ends it with DELETE."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from media.hls import PLAYLIST, SEGMENT_NAME, read_playlist
 from media.hub import MediaError, MediaHub, Role, Session, StreamReport, StreamStatus
 from media.recorder import Recording
 from server.domain.shows import ShowState
@@ -31,9 +34,9 @@ CORS_HEADERS = {
 async def cors_for_media(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """WHIP and WHEP are called from other origins (a brand's site, OBS's browser source):
-    every answer, errors included, carries the CORS headers the specs ask for."""
-    if not request.path.startswith(("/whip/", "/whep/")):
+    """WHIP, WHEP and HLS are called from other origins (a brand's site, OBS's browser
+    source, an embedded player): every answer, errors included, carries the CORS headers."""
+    if not request.path.startswith(("/whip/", "/whep/", "/hls/")):
         return await handler(request)
     try:
         response = await handler(request)
@@ -290,3 +293,75 @@ class StreamCollector(Collector):
         sessions.add_metric([], counts["sessions"])
         yield from gauges.values()
         yield sessions
+
+
+# --- live HLS and the replay ---------------------------------------------------------------
+
+HLS_PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+HLS_SEGMENT_TYPE = "video/mp2t"
+
+
+def _hls_dir(request: web.Request) -> Path:
+    """The show's HLS directory (the show id is a parsed UUID: no path can escape)."""
+    show_id: uuid.UUID = request[PATH]["show_id"]
+    root = request.app[MEDIA].hls_dir
+    if root is None:
+        raise Problem(404, "this server does not write HLS", kind="not-found")
+    return root / str(show_id)
+
+
+async def hls_playlist(request: web.Request) -> web.Response:
+    """The show's media playlist, straight from disk (no database: players poll it)."""
+    path = _hls_dir(request) / PLAYLIST
+    try:
+        body = await asyncio.to_thread(path.read_bytes)
+    except (FileNotFoundError, NotADirectoryError):
+        raise Problem(
+            404, "no live video or replay for this show (yet)", kind="not-found"
+        ) from None
+    return web.Response(
+        body=body, headers={"Content-Type": HLS_PLAYLIST_TYPE, "Cache-Control": "no-cache"}
+    )
+
+
+async def hls_segment(request: web.Request) -> web.StreamResponse:
+    name: str = request[PATH]["segment"]
+    if not SEGMENT_NAME.fullmatch(name):  # the route's pattern already refused it
+        raise Problem(404, "no such segment", kind="not-found")
+    path = _hls_dir(request) / name
+    if not await asyncio.to_thread(path.is_file):
+        raise Problem(404, "no such segment", kind="not-found")
+    # A segment never changes once it is listed.
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": HLS_SEGMENT_TYPE,
+            "Cache-Control": "public, max-age=31536000, immutable",
+        },
+    )
+
+
+async def get_replay(request: web.Request) -> web.Response:
+    show_id: uuid.UUID = request[PATH]["show_id"]
+    await shows.access_show(request.app[DATABASE], show_id)
+    hub = request.app[MEDIA]
+    info = None
+    if hub.hls_dir is not None:
+        info = await asyncio.to_thread(read_playlist, hub.hls_dir / str(show_id) / PLAYLIST)
+    writing = str(show_id) in hub.hls
+    if info is not None and info.ended and not writing:
+        status = "ready"
+    elif writing or info is not None:
+        status = "live"
+    else:
+        status = "none"
+    return views.reply(
+        {
+            "status": status,
+            "ready": status == "ready",
+            "playlist_url": f"/hls/{show_id}/{PLAYLIST}" if info is not None else None,
+            "segments": info.segments if info else 0,
+            "duration_s": info.duration_s if info else 0.0,
+            "started_at": info.started_at if info else None,
+        }
+    )

@@ -25,6 +25,9 @@ def add_pages(app: web.Application, web_dir: Path) -> None:
     # The official Socket.IO client, from npm (`make install` puts it in node_modules).
     client = web_dir.parent / "node_modules/socket.io-client/dist/socket.io.esm.min.js"
     app.router.add_get("/vendor/socket.io.esm.min.js", _page(client), name="vendor:socket.io")
+    # hls.js, from npm, for pages that play live HLS or a replay where Safari's player is not.
+    hls = web_dir.parent / "node_modules/hls.js/dist/hls.min.js"
+    app.router.add_get("/vendor/hls.min.js", _page(hls), name="vendor:hls.js")
 
 
 def _page(file: Path):  # type: ignore[no-untyped-def]

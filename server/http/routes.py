@@ -283,6 +283,17 @@ OPERATIONS: list[Operation] = [
         host_scoped=True,
         description="Registered when the show ends: the host's stream as relayed, not re-encoded.",
     ),
+    Operation(
+        "GET",
+        "/api/v1/shows/{show_id}/replay",
+        media.get_replay,
+        "getReplay",
+        "Read the show's replay (HLS)",
+        "media",
+        _ok("Replay"),
+        description="The HLS playlist written while the show is live becomes the replay when "
+        "it ends, with nothing to process: ready as soon as the show has ended.",
+    ),
     # --- live media: WHIP (RFC 9725) and WHEP ------------------------------------------------
     Operation(
         "POST",
@@ -381,6 +392,30 @@ OPERATIONS: list[Operation] = [
         "CORS preflight for a WHEP session",
         "media",
         {204: ("Allowed methods and headers", None)},
+    ),
+    # --- live HLS and the replay (the playlist route before the segment one) ----------------
+    Operation(
+        "GET",
+        "/hls/{show_id}/index.m3u8",
+        media.hls_playlist,
+        "getHlsPlaylist",
+        "Read the show's HLS playlist",
+        "media",
+        {200: ("The media playlist (RFC 8216); not cached", None)},
+        response_type="application/vnd.apple.mpegurl",
+        description="While the show is live, an EVENT playlist of about 2 s MPEG-TS segments "
+        "(H.264 and AAC), each with its EXT-X-PROGRAM-DATE-TIME; when the show ends, the same "
+        "playlist as VOD with EXT-X-ENDLIST: the replay.",
+    ),
+    Operation(
+        "GET",
+        "/hls/{show_id}/{segment}",
+        media.hls_segment,
+        "getHlsSegment",
+        "Read one HLS segment",
+        "media",
+        {200: ("An MPEG-TS segment; cacheable, it never changes", None)},
+        response_type="video/mp2t",
     ),
     # --- carts, hand-off, claims and the funnel --------------------------------------------
     Operation(

@@ -1401,6 +1401,33 @@ SCHEMAS: dict[str, Schema] = {
             "recording_bytes": nullable({"type": "integer", "minimum": 0}),
         },
     },
+    "Replay": {
+        "type": "object",
+        "description": "The show's HLS: live while the show is, the replay once it ended.",
+        "required": ["status", "ready", "playlist_url", "segments", "duration_s", "started_at"],
+        "additionalProperties": False,
+        "properties": {
+            "status": {
+                "type": "string",
+                "enum": ["none", "live", "ready"],
+                "description": "none: no video yet; live: the playlist grows while the host "
+                "publishes; ready: the show ended and the playlist is the replay (VOD).",
+            },
+            "ready": {"type": "boolean", "description": "Whether the replay can be played."},
+            "playlist_url": nullable(
+                {"type": "string", "description": "The media playlist, relative to the server."}
+            ),
+            "segments": {"type": "integer", "minimum": 0},
+            "duration_s": {"type": "number", "minimum": 0, "description": "Sum of segments."},
+            "started_at": nullable(
+                {
+                    **DATE_TIME,
+                    "description": "Wall-clock time of the first segment's first frame (its "
+                    "EXT-X-PROGRAM-DATE-TIME).",
+                }
+            ),
+        },
+    },
     "RecordingList": {
         "type": "object",
         "required": ["items"],

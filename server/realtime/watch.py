@@ -18,6 +18,7 @@ from server.services.accrual import Accrual
 
 BEAT_MIN_INTERVAL = 2.0  # seconds: closer beats are ignored (no credit, no state change)
 BEAT_MAX_GAP = 25.0  # seconds: after a longer silence the gap itself earns nothing
+OWNERS_MAX = 200_000
 DEFAULT_IDLE_AFTER = 30 * 60.0  # seconds without an interaction: watching stops earning
 
 
@@ -56,6 +57,13 @@ class WatchClock:
         for key in [k for k in self.active if k[0] == show_id]:
             del self.active[key]
 
+    def _owner(self, session: str, viewer: str) -> str:
+        """The viewer a WHEP session belongs to: the first to name it. Sessions end within
+        minutes, so the map is simply forgotten when it grows past OWNERS_MAX."""
+        if session not in self.owners and len(self.owners) >= OWNERS_MAX:
+            self.owners.clear()
+        return self.owners.setdefault(session, viewer)
+
     def beat(
         self,
         sid: str,
@@ -81,7 +89,7 @@ class WatchClock:
             why = "not_playing" if not playing else "hidden"
         elif session is None:
             why = "no_media_session"
-        elif self.owners.setdefault(session, viewer) != viewer:
+        elif self._owner(session, viewer) != viewer:
             why = "media_session_taken"  # one player's session cannot earn for several people
         elif not self.media_ok(show_id, session):
             why = "no_media"
