@@ -29,6 +29,7 @@ from server.keys import (
     MEDIA,
     METRICS,
     OPENAPI,
+    PAYMENTS,
     REACTIONS,
     REDIS,
     ROOMS,
@@ -46,6 +47,7 @@ from server.services import ledger, orders, pins
 from server.services.accrual import Accrual
 from server.services.funnel import FunnelBoard
 from server.services.identity import GUEST_COOKIE, Principal, Unauthenticated, identify
+from server.services.payments import ManualProvider, Payments
 from server.services.room import record_peak_viewers
 from server.services.webhooks import Dispatcher
 from server.store.db import Database, create_engine
@@ -337,6 +339,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    # The built-in provider (pay later, cash on delivery); a brand's own is added here.
+    app[PAYMENTS] = Payments([ManualProvider()])
     contract.register(app, OPERATIONS)
     app[OPENAPI] = openapi_document(OPERATIONS, server_url=settings.public_url)
     add_pages(app, WEB_DIR)

@@ -14,6 +14,7 @@ from server.realtime.stock import StockBoard
 from server.realtime.watch import WatchClock
 from server.services.accrual import Accrual
 from server.services.funnel import FunnelBoard
+from server.services.payments import Payments
 from server.services.webhooks import Dispatcher
 from server.store.db import Database
 
@@ -29,5 +30,6 @@ STOCK = web.AppKey("stock", StockBoard)
 FUNNEL = web.AppKey("funnel", FunnelBoard)
 ACCRUAL = web.AppKey("accrual", Accrual)
 WATCH = web.AppKey("watch", WatchClock)
+PAYMENTS = web.AppKey("payments", Payments)
 WEBHOOKS = web.AppKey("webhooks", Dispatcher)
 OPENAPI = web.AppKey("openapi", dict)  # type: ignore[type-abstract]

@@ -11,7 +11,7 @@ from aiohttp import web
 from server.domain.orders import LineRequest, OrderStatus, PaymentMethod
 from server.http import views
 from server.http.contract import BODY, PATH, PRINCIPAL, QUERY
-from server.keys import DATABASE, FUNNEL, SETTINGS, STOCK
+from server.keys import DATABASE, FUNNEL, PAYMENTS, SETTINGS, STOCK
 from server.services import orders, pins
 from server.services.funnel import FunnelStep
 
@@ -51,15 +51,19 @@ async def get_order(request: web.Request) -> web.Response:
 
 
 async def confirm_order(request: web.Request) -> web.Response:
-    body = request[BODY]
+    body, payments, db = request[BODY], request.app[PAYMENTS], request.app[DATABASE]
+    payments.provider_for(body["payment_method"])  # a method no provider takes: 422, no write
     record = await orders.do_confirm(
-        request.app[DATABASE],
+        db,
         request[PATH]["order_id"],
         request[PRINCIPAL],
         contact=body["contact"],
         delivery=body.get("delivery"),
         payment_method=PaymentMethod(body["payment_method"]),
     )
+    started = await payments.start(record)
+    if started.paid:  # the provider settled at once
+        record = await orders.do_mark_paid(db, record.id)
     return views.reply(order_view(record))
 
 
