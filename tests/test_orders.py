@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from server.domain.errors import InvalidValue, NotFound
+from server.domain.errors import Conflict, InvalidValue, NotFound
 from server.domain.money import Money
 from server.domain.orders import LineRequest, OrderStatus
 from server.services import catalog, orders, pins, shows
@@ -154,3 +155,111 @@ async def test_the_running_server_sweeps_lapsed_reservations(
             break
         await asyncio.sleep(0.1)
     assert product.body["stock"] == 4
+
+
+async def test_checkouts_that_arrive_together_share_a_round_each_answered_on_its_own(
+    db: Database,
+) -> None:
+    await catalog.do_create_product(db, product_body("BIG-1", stock=1000))
+    await catalog.do_create_product(db, product_body("LOW-1", stock=2))
+    usd = {"amount_minor": 500, "currency": "USD"}
+    await catalog.do_create_product(db, product_body("USD-1", price=usd, compare_at_price=None))
+    handoff = await shows.do_create_show(
+        db,
+        {
+            "title": "Elsewhere",
+            "scheduled_start": shows.utcnow(),
+            "checkout_mode": "handoff",
+            "handoff_url": "https://shop.example/cart/{items}",
+        },
+        default_locale="en",
+        default_currency="HKD",
+    )
+    rounds = orders.checkout_rounds(db)
+    before = rounds.rounds
+    spoilers = {  # buyer number -> (lines, options, the error it alone gets, its field)
+        3: ((("NOPE-1", 1),), {}, NotFound, "items.0.sku"),
+        17: ((("LOW-1", 3),), {}, orders.SoldOut, "items.0.sku"),
+        29: ((("BIG-1", 1), ("LOW-1", 3)), {}, orders.SoldOut, "items.1.sku"),
+        41: ((("BIG-1", 1), ("USD-1", 1)), {}, InvalidValue, "items.1.sku"),
+        53: ((("BIG-1", 1),), {"show_id": uuid.uuid4()}, NotFound, "show_id"),
+        67: ((("BIG-1", 1),), {"show_id": handoff.id}, Conflict, "show_id"),
+    }
+    calls = []
+    for n in range(200):
+        lines, options, _, _ = spoilers.get(n, ((("BIG-1", 1),), {}, None, None))
+        if n == 150:  # after the failed ones, someone takes LOW-1's two units
+            lines = (("BIG-1", 1), ("LOW-1", 2))
+        calls.append(checkout(db, guest(n), *lines, **options))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert rounds.rounds - before <= 2  # 200 checkouts, one or two transactions
+    for n, result in enumerate(results):
+        if n in spoilers:
+            _, _, error, field = spoilers[n]
+            assert isinstance(result, error) and result.field == field, (n, result)
+        else:
+            assert isinstance(result, tuple) and result[1], (n, result)
+    assert await stock_of(db, "BIG-1") == 1000 - 194 and await stock_of(db, "LOW-1") == 0
+    mixed, _ = results[150]  # type: ignore[misc]
+    assert [(x.sku, x.quantity) for x in mixed.lines] == [("BIG-1", 1), ("LOW-1", 2)]
+    async with db.read() as session:
+        count = await session.scalar(select(func.count()).select_from(models.Order))
+        units = await session.scalar(select(func.sum(models.OrderLine.quantity)))
+    assert count == 194 and units == 196
+
+
+async def test_a_round_tells_the_stock_of_pinned_products_once_after_its_commit(
+    db: Database,
+) -> None:
+    await catalog.do_create_product(db, product_body("PIN-1", stock=50))
+    show = await shows.do_create_show(
+        db,
+        {"title": "Live", "scheduled_start": shows.utcnow()},
+        default_locale="zh-HK",
+        default_currency="HKD",
+    )
+    host = Principal(Role.HOST, "key", show_id=show.id)
+    await pins.do_pin(db, show.id, host, "PIN-1", flash_price=None, flash_ends_at=None, max_pins=3)
+    told: list[dict[str, dict[str, int]]] = []
+    answers = await asyncio.gather(
+        *(
+            orders.do_checkout(
+                db,
+                guest(n),
+                [LineRequest("PIN-1", 1)],
+                show_id=show.id,
+                idempotency_key=None,
+                reservation=HOLD,
+                max_quantity=5,
+                on_stock=told.append,
+            )
+            for n in range(30)
+        )
+    )
+    assert all(created for _, created in answers)
+    assert 1 <= len(told) <= 2 and told[-1] == {str(show.id): {"PIN-1": 20}}
+
+
+async def test_a_key_another_process_used_meanwhile_fails_no_one_else_in_the_round(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await catalog.do_create_product(db, product_body("DUP-1", stock=10))
+    first, _ = await checkout(db, guest(1), ("DUP-1", 1), key="same")
+    looked = orders._used_keys
+    missed = []
+
+    async def miss_once(*args: Any) -> Any:
+        # As if another process committed this key after the round looked it up.
+        if not missed:
+            missed.append(True)
+            return {}
+        return await looked(*args)
+
+    monkeypatch.setattr(orders, "_used_keys", miss_once)
+    results = await asyncio.gather(
+        checkout(db, guest(1), ("DUP-1", 1), key="same"),
+        *(checkout(db, guest(n), ("DUP-1", 1), key="same") for n in range(2, 7)),
+    )
+    assert missed and results[0] == (first, False)
+    assert all(created for _, created in results[1:])
+    assert await stock_of(db, "DUP-1") == 10 - 6
