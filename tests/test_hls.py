@@ -12,8 +12,8 @@ import signal
 import statistics
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,37 +25,13 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from media.bitstream import FrameInfo, h264_info
 from media.hls import HlsWriter, finish_playlist, read_playlist
-from server.app import create_app
-from server.config import Settings
-from server.keys import MEDIA, OPENAPI
+from server.keys import MEDIA
 from server.store.db import Database
-from server.store.migrate import upgrade
 from tests.conftest import Api, create_show, host_token
 from tests.media_peers import BARCODE_BITS, BarcodePublisher, ffmpeg_publisher, read_barcode
+from tests.test_media_relay import database_url, live_show, server
 
-
-@pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    # Media does not depend on the database backend; one (SQLite) keeps the suite quick.
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('hls') / 'showroom.db'}"
-    upgrade(url)
-    yield url
-
-
-@pytest.fixture
-async def server(
-    db: Database, settings: Settings, aiohttp_client: Any
-) -> AsyncIterator[tuple[str, Api, Any]]:
-    app = create_app(replace(settings, media_connect_timeout=3.0))
-    client = await aiohttp_client(app)
-    yield str(client.make_url("")).rstrip("/"), Api(client, app[OPENAPI]), app
-
-
-async def live_show(api: Api, db: Database, admin: str) -> tuple[str, str]:
-    show = await create_show(api, admin)
-    answer = await api.call("POST", f"/api/v1/shows/{show['id']}/start", auth=admin)
-    assert answer.status == 200, answer.text
-    return show["id"], await host_token(db, show["id"])
+__all__ = ["database_url", "server"]  # the SQLite-only media fixtures
 
 
 @dataclass

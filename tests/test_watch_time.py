@@ -9,43 +9,22 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from sqlalchemy import func, select
 
-from server.app import create_app
-from server.config import Settings
-from server.keys import ACCRUAL, OPENAPI
+from server.keys import ACCRUAL
 from server.store import models
 from server.store.db import Database
-from server.store.migrate import upgrade
-from tests.conftest import SECRET_KEY, VIEWER_SECRET, Api, viewer_token
+from tests.conftest import SECRET_KEY, VIEWER_SECRET, viewer_token
 from tests.media_peers import ffmpeg_publisher, wait_for, watch
 from tests.test_live import LiveClient
-from tests.test_media_relay import live_show, until_status
+from tests.test_media_relay import database_url, live_show, server, until_status
 from tests.test_multinode import free_port
 
-
-@pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    # Media and the watch clock do not depend on the backend; one (SQLite) keeps this quick.
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('watch') / 'showroom.db'}"
-    upgrade(url)
-    yield url
-
-
-@pytest.fixture
-async def server(
-    db: Database, settings: Settings, aiohttp_client: Any
-) -> AsyncIterator[tuple[str, Api, Any]]:
-    app = create_app(replace(settings, media_connect_timeout=5.0))
-    client = await aiohttp_client(app)
-    yield str(client.make_url("")).rstrip("/"), Api(client, app[OPENAPI]), app
+__all__ = ["database_url", "server"]  # the SQLite-only media fixtures
 
 
 async def live_client(base: str, token: str) -> tuple[LiveClient, list[dict[str, Any]]]:
