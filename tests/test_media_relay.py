@@ -242,25 +242,29 @@ async def test_a_joining_viewer_starts_at_a_keyframe_asked_of_the_host(
     assert not [r for r in caplog.records if "failed to decode" in r.getMessage()]
 
 
-def _fds() -> int:
-    """Open file descriptors, not counting the show's HLS files (a segment being written
-    comes and goes on its own schedule)."""
-    count = 0
+def _fds() -> list[str]:
+    """What this process holds open, less the database's files (its pool opens a second
+    SQLite connection when two requests overlap, and keeps it)."""
+    targets = []
     for fd in os.listdir("/proc/self/fd"):
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             continue
-        count += "/hls/" not in target
-    return count
+        if "showroom.db" not in target:
+            targets.append(target.split(":[")[0])  # a socket, not which one
+    return sorted(targets)
 
 
 async def test_many_viewers_come_and_go_and_nothing_leaks(
     server: Any, db: Database, admin: str
 ) -> None:
     base, api, app = server
-    show_id, token = await live_show(api, db, admin)
     hub = app[MEDIA]
+    # This test is about viewer sessions; live HLS (tests/test_hls.py) would add a VP8 encode
+    # and segment files opening and closing on their own schedule.
+    hub.hls_dir = None
+    show_id, token = await live_show(api, db, admin)
     async with aiohttp.ClientSession() as http:
         publisher = await BarcodePublisher.start(http, base, show_id, token, audio=False)
         await until_status(api, show_id, "publishing")
@@ -275,15 +279,18 @@ async def test_many_viewers_come_and_go_and_nothing_leaks(
         for round_ in range(3):
             viewers = [await watch(http, base, show_id) for _ in range(5)]
             for viewer in viewers:
-                # 20 s: the show's VP8 is also encoded once for HLS on this 2-core machine.
-                await wait_for(lambda v=viewer: len(v.video_frames) >= 3, 20, "frames")
+                await wait_for(lambda v=viewer: len(v.video_frames) >= 3, 15, "frames")
             assert (await stream(api, show_id))["viewers"] == 5
             for n, viewer in enumerate(viewers):
                 # Most say goodbye; some just close (their DTLS close_notify ends the session).
                 await viewer.close(http if (n + round_) % 3 else None)
         await wait_for(lambda: hub.counts()["sessions"] == 1, 10, "every viewer session to end")
-        await asyncio.sleep(1)
-        after = (hub.counts(), len(asyncio.all_tasks()), _fds())
+        # A leak stays; a socket still closing goes within a few seconds.
+        deadline = time.monotonic() + 5
+        while (after := (hub.counts(), len(asyncio.all_tasks()), _fds())) != before:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
         assert after == before, f"before {before}, after {after}"
         await publisher.close(http)
 
