@@ -124,7 +124,11 @@ def _attach_live_room(app: web.Application, settings: Settings) -> None:
         app[ACCRUAL],
         # Watching earns only while this process relays the show's media to that player.
         media_ok=lambda show_id, session: MEDIA in app and app[MEDIA].relaying_to(show_id, session),
+        joined=hub.show_of,  # a socket that left the room (or was removed) earns no more
     )
+    # Before each engagement write the watch clock credits the time it verified since the last.
+    app[ACCRUAL].before_flush = app[WATCH].sweep
+    app[ACCRUAL].on_rules = app[WATCH].use_rules
     app[LIVE] = LiveNamespace(
         db=lambda: app[DATABASE],
         settings=settings,
@@ -253,8 +257,10 @@ POINTS_EXPIRY_SECONDS = 3600.0
 
 
 async def _engagement(app: web.Application) -> AsyncIterator[None]:
-    """Engagement is written every SHOWROOM_ENGAGEMENT_FLUSH_SECONDS, and once more on a
-    clean shutdown; points past their policy expire hourly (and at start)."""
+    """Engagement is written every SHOWROOM_ENGAGEMENT_FLUSH_SECONDS (watching that has not
+    completed a minute may wait up to a minute), and all of it once more on a clean
+    shutdown; points past their policy expire hourly (and at start), and the tiers of
+    members whose points left the tier window are recomputed hourly."""
     accrual, db = app[ACCRUAL], app[DATABASE]
     try:
         await ledger.do_expire_points(db)
@@ -262,8 +268,13 @@ async def _engagement(app: web.Application) -> AsyncIterator[None]:
         logging.getLogger("showroom.engagement").exception("points expiry failed")
     async for _ in _background(
         [
-            (app[SETTINGS].engagement_flush_seconds, accrual.flush, "engagement write"),
+            (
+                app[SETTINGS].engagement_flush_seconds,
+                lambda: accrual.flush(hold=True),
+                "engagement write",
+            ),
             (POINTS_EXPIRY_SECONDS, lambda: ledger.do_expire_points(db), "points expiry"),
+            (POINTS_EXPIRY_SECONDS, lambda: ledger.do_refresh_leaving_tiers(db), "tier refresh"),
         ]
     ):
         yield

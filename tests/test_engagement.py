@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from server.domain.loyalty import EarningRules, check_rules
-from server.realtime.watch import BEAT_MAX_GAP, WatchClock
+from server.realtime.watch import WatchClock
 from server.services import identity, ledger, shows, webhooks
 from server.services.accrual import Accrual, credit_after
 from server.services.identity import Principal, Role
@@ -83,49 +83,173 @@ class Clock:
         return self.now
 
 
+def _watched(accrual: Accrual, viewer: str = "viewer:m1") -> list[tuple[float, float]]:
+    return [i for (_, v), a in accrual.pending.items() if v == viewer for i in a.intervals]
+
+
 def test_the_watch_clock_credits_only_verified_playing_time() -> None:
     accrual = Accrual(lambda: None)  # type: ignore[arg-type,return-value]
     clock = Clock()
-    relayed = {"good", "shared"}
+    relayed = {"good", "shared", "other"}  # WHEP sessions the relay hears now
     watch = WatchClock(accrual, lambda show, session: session in relayed, clock=clock)
     show = str(uuid.uuid4())
+    t0 = clock.now
 
     def beat(sid: str, viewer: str = "viewer:m1", **flags: Any) -> tuple[bool, str]:
         args = {"playing": True, "visible": True, "session": "good", "active": False} | flags
         return watch.beat(sid, show, viewer, viewer.split(":")[1], **args)
 
+    def sweep(after: float) -> None:
+        clock.now += after
+        watch.sweep()
+
+    # The first report earns nothing yet; the server's own sweeps credit the time after it.
     assert beat("s1") == (False, "first_beat")
-    clock.now += 10
+    sweep(5)
+    sweep(5)
+    assert _watched(accrual) == [(t0, t0 + 5), (t0 + 5, t0 + 10)]
+    # Reports in between credit up to now (a flood earns no more than the wall clock).
+    clock.now += 2
     assert beat("s1") == (True, "")
+    assert beat("s1") == (False, "resumed")  # the same instant: nothing more to credit
+    sweep(3)
+    assert watch.credited_seconds == 15
+    # Paused: the time up to the pause is credited, none after it.
     clock.now += 1
-    assert beat("s1") == (False, "too_soon")  # a flood of beats earns nothing more
-    clock.now += 9
+    assert beat("s1", playing=False) == (True, "not_playing")
+    sweep(5)
+    sweep(5)
+    assert watch.credited_seconds == 16
+    assert beat("s1") == (False, "resumed")
+    sweep(5)
+    assert watch.credited_seconds == 21
+    # A background tab, no WHEP session, or a made-up one earns nothing.
+    for flags, why in (
+        ({"visible": False}, "hidden"),
+        ({"session": None}, "no_media_session"),
+        ({"session": "forged"}, "no_media"),
+    ):
+        assert beat("s1", **flags) == (False, why)  # right after a sweep: nothing to settle
+        sweep(5)
+        sweep(5)
+        assert watch.credited_seconds == 21, why
+    assert beat("s1") == (False, "resumed")
+    sweep(5)
+    assert watch.credited_seconds == 26
+    # The media stops between two sweeps: that time is lost, even once it comes back.
+    relayed.discard("good")
+    sweep(5)
+    assert watch.credited_seconds == 26
+    relayed.add("good")
+    sweep(5)
+    assert watch.credited_seconds == 31  # only the 5 s after the media was heard again
+    relayed.discard("good")  # and a report settles only what the relay can vouch for
+    clock.now += 3
     assert beat("s1", playing=False) == (False, "not_playing")
-    clock.now += 10
-    assert beat("s1") == (False, "resumed")  # paused in between: that interval earns nothing
-    clock.now += 10
-    assert beat("s1", visible=False) == (False, "hidden")  # a background tab
-    clock.now += 10
-    assert beat("s1", session=None) == (False, "no_media_session")
-    clock.now += 10
-    assert beat("s1", session="forged") == (False, "no_media")  # no media relayed to it
-    clock.now += 10
-    beat("s1")
-    clock.now += BEAT_MAX_GAP + 1
-    assert beat("s1") == (False, "gap")  # a long silence is not credited
+    relayed.add("good")
+    assert beat("s1") == (False, "resumed")
+    assert watch.credited_seconds == 31
     # Another member naming the same WHEP session gets nothing: one player, one viewer.
     assert beat("s9", viewer="viewer:m2") == (False, "media_session_taken")
+    sweep(5)
+    assert _watched(accrual, "viewer:m2") == []
+    assert watch.credited_seconds == 36  # m1 alone, still
     # Idle: no interaction for longer than idle_after stops the clock until one comes.
     watch.idle_after = 60
-    clock.now += 10
-    assert beat("s1") == (False, "idle")
-    clock.now += 10
-    assert beat("s1", active=True) == (False, "resumed")
-    clock.now += 10
-    assert beat("s1") == (True, "")
-    [activity] = accrual.pending.values()
-    assert sum(b - a for a, b in activity.intervals) == 20
-    assert watch.credited_seconds == 20
+    sweep(60)
+    assert watch.credited_seconds == 36
+    clock.now += 5
+    assert beat("s1", session="other") == (False, "idle")
+    sweep(5)
+    assert watch.credited_seconds == 36
+    watch.interacted(show, "viewer:m1")  # a chat message, a reaction: the clock runs again
+    sweep(5)
+    assert watch.credited_seconds == 41
+    watch.idle_after = 30
+    sweep(31)
+    assert watch.credited_seconds == 41
+    assert beat("s1", session="other", active=True) == (False, "resumed")
+    sweep(5)
+    assert watch.credited_seconds == 46
+    # A socket that goes is settled up to the moment it goes; then it earns nothing.
+    clock.now += 3
+    watch.forget("s1")
+    assert watch.credited_seconds == 49
+    assert "s1" not in watch.states
+    sweep(5)
+    assert watch.credited_seconds == 49
+    # The show ends: every socket in it is settled and dropped, and its interactions too.
+    assert beat("s2", viewer="viewer:m3", session="shared") == (False, "first_beat")
+    assert beat("s3", viewer="viewer:m4", session=None) == (False, "no_media_session")
+    other_show = str(uuid.uuid4())
+    assert watch.beat(
+        "s4", other_show, "viewer:m5", "m5", playing=True, visible=True, session="x", active=False
+    ) == (False, "no_media")
+    clock.now += 4
+    watch.forget_show(show)
+    assert _watched(accrual, "viewer:m3") == [(clock.now - 4, clock.now)]
+    assert watch.credited_seconds == 53
+    assert set(watch.states) == {"s4"}
+    assert all(key[0] != show for key in watch.active)
+    sweep(5)
+    assert watch.credited_seconds == 53
+    # Every credited second is the accrual's too.
+    total = sum(b - a for a in accrual.pending.values() for a, b in a.intervals)
+    assert total == watch.credited_seconds
+
+
+def test_a_shows_own_idle_limit_applies_once_the_accrual_reads_its_rules() -> None:
+    accrual = Accrual(lambda: None)  # type: ignore[arg-type,return-value]
+    clock = Clock()
+    watch = WatchClock(accrual, lambda show, session: True, clock=clock)
+    show, other = str(uuid.uuid4()), str(uuid.uuid4())
+    for sid, show_id in (("a", show), ("b", other)):
+        assert watch.beat(
+            sid, show_id, f"viewer:{sid}", sid, playing=True, visible=True, session=sid, active=True
+        ) == (False, "first_beat")
+    watch.use_rules(uuid.UUID(show), EarningRules(idle_after_minutes=2))
+    clock.now += 100
+    watch.sweep()
+    assert watch.credited_seconds == 200  # both within their limits
+    clock.now += 40
+    watch.sweep()  # 140 s without an interaction: past this show's 2 minutes, not the default
+    assert watch.credited_seconds == 240
+    assert watch.beat(
+        "a", show, "viewer:a", "a", playing=True, visible=True, session="a", active=False
+    ) == (False, "idle")
+    watch.forget_show(show)  # an ended show's limit goes with it
+    assert str(show) not in watch.idle_limits
+
+
+def test_the_watch_clock_credits_only_sockets_still_in_the_room() -> None:
+    accrual = Accrual(lambda: None)  # type: ignore[arg-type,return-value]
+    clock = Clock()
+    show = str(uuid.uuid4())
+    joined = {"s1": show, "s2": show}
+    watch = WatchClock(accrual, lambda show, session: True, clock=clock, joined=joined)
+    for sid, session in (("s1", "a"), ("s2", "b")):
+        watch.beat(
+            sid,
+            show,
+            f"viewer:{sid}",
+            sid,
+            playing=True,
+            visible=True,
+            session=session,
+            active=False,
+        )
+    clock.now += 5
+    watch.sweep()
+    assert watch.credited_seconds == 10
+    del joined["s2"]  # it left the room, or was removed (banned): its player plays on
+    clock.now += 5
+    watch.sweep()
+    assert watch.credited_seconds == 15
+    assert len(_watched(accrual, "viewer:s2")) == 1
+    joined["s2"] = show  # back in the room: time outside it is still not credited
+    clock.now += 5
+    watch.sweep()
+    assert watch.credited_seconds == 25
 
 
 def test_two_tabs_of_one_member_never_count_twice() -> None:

@@ -6,7 +6,7 @@ import { api, chooseLocale, el, formatMoney, formatTime, newKey, pick, showError
 import { play } from "/web/media.js";
 import { io } from "/vendor/socket.io.esm.min.js";
 
-const BEAT_SECONDS = 10;
+const ACTIVE_REPORT_MS = 5 * 60_000; // an interaction is reported at most this often
 const MAX_MESSAGES = 100;
 const LOW_STOCK = 5;
 
@@ -66,6 +66,7 @@ let locale = "zh-HK";
 let token = null;
 let socket = null;
 let player = null;
+let onPlayerState = () => {}; // the watch-time report listens (its WHEP session may change)
 let you = null; // your author id in chat
 let pinned = []; // ProductCard[] in pin order
 let hostStream = "publishing";
@@ -101,6 +102,7 @@ function startPlayer() {
   player = play(show.id, $("player"), (state) => {
     connection = state;
     renderPlayerState();
+    onPlayerState();
   });
 }
 
@@ -470,18 +472,26 @@ function applyEvent(event) {
 function joinRoom() {
   socket = io("/live", { auth: token ? { token } : {}, transports: ["websocket"] });
   const video = $("player");
-  let active = false;
-  for (const kind of ["pointerdown", "keydown", "scroll"]) addEventListener(kind, () => { active = true; }, { passive: true });
-  // Watch time is measured by the server from these beats and the media it relays.
-  const beat = () => {
-    if (!socket.connected || show.state !== "live") return;
-    socket.emit("watch:beat", {
-      playing: !video.paused && video.readyState >= 2,
+  // Watch time is credited by the server, on its own clock, from the media it relays: the
+  // player only says when its state changes (docs/realtime.md, `watch:beat`).
+  let joined = false;
+  let reported = null; // the state last reported on this connection
+  let activeReportedAt = -Infinity;
+  const report = (active = false) => {
+    if (!joined || show.state !== "live") return;
+    const state = {
+      playing: !video.paused && video.readyState >= 3, // not paused, ended or stalled
       visible: document.visibilityState === "visible",
-      session: player?.session() ?? undefined,
-      active,
-    });
-    active = false;
+      session: player?.session() ?? undefined, // the last path segment of the WHEP Location
+    };
+    const key = `${state.playing} ${state.visible} ${state.session}`;
+    if (key === reported && !active) return;
+    reported = key;
+    if (active) activeReportedAt = Date.now();
+    socket.emit("watch:beat", { ...state, active });
+  };
+  const interacted = () => {
+    if (Date.now() - activeReportedAt >= ACTIVE_REPORT_MS) report(true);
   };
   const join = async () => {
     const ref = new URLSearchParams(window.location.search).get("ref");
@@ -507,9 +517,13 @@ function joinRoom() {
     // Frames that came while joining: only what the snapshot does not hold yet.
     for (const event of early ?? []) if (event.seq === undefined || event.seq > snap.seq) applyEvent(event);
     document.body.dataset.joined = "1";
+    joined = true;
+    reported = null; // a new connection (or a new join) starts with no state at the server
+    report();
   };
   let held = null; // frames received while a join is under way
   const rejoin = () => {
+    joined = false;
     held = [];
     join().catch(() => { held = null; });
   };
@@ -521,10 +535,11 @@ function joinRoom() {
   socket.on("connect_error", (error) => {
     if (error.data?.code === "unauthorized") flash($("chat-error"), words.errors.unauthorized);
   });
-  setInterval(beat, BEAT_SECONDS * 1000);
-  document.addEventListener("visibilitychange", beat);
-  video.addEventListener("playing", beat);
-  video.addEventListener("pause", beat);
+  socket.on("disconnect", () => { joined = false; });
+  for (const kind of ["pointerdown", "keydown", "scroll"]) addEventListener(kind, interacted, { passive: true });
+  for (const kind of ["play", "pause", "playing", "waiting", "ended"]) video.addEventListener(kind, () => report());
+  document.addEventListener("visibilitychange", () => report());
+  onPlayerState = () => report(); // a reconnect brings a new WHEP session
 }
 
 function label() {

@@ -19,7 +19,7 @@ from server.domain.shows import ShowState
 from server.http import views
 from server.http.contract import PATH, read_limited
 from server.http.problems import Problem
-from server.keys import DATABASE, MEDIA, SETTINGS
+from server.keys import DATABASE, MEDIA, SETTINGS, WATCH
 from server.services import recordings, shows
 
 SDP = "application/sdp"
@@ -209,7 +209,9 @@ async def register_recording(
 
 
 async def finish_broadcast(app: web.Application, show_id: str) -> None:
-    """The show ended: hang up every peer, finish the recording and register it."""
+    """The show ended: credit the watch time verified until now (while the media still
+    flows), then hang up every peer, finish the recording and register it."""
+    app[WATCH].forget_show(show_id)
     recording = await app[MEDIA].end(show_id)
     if recording is not None:
         await register_recording(app, show_id, recording)

@@ -258,7 +258,8 @@ class LiveNamespace(socketio.AsyncNamespace):
             self.watch.interacted(show_id, viewer)
 
     async def watch_beat(self, sid: str, payload: dict[str, Any]) -> Ack:
-        """The player's heartbeat: see server/realtime/watch.py for what earns."""
+        """The player's state, sent when it changes (not periodically): the server credits
+        the time itself; see server/realtime/watch.py for what earns."""
         principal = self.principals[sid]
         show_id = self._joined(sid)
         _only(payload, {"playing", "visible", "session", "active"})
@@ -278,6 +279,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         if self.watch is None or principal.role not in claims.BUYER_ROLES:
             return {"ok": True, "credited": False, "reason": "not_a_viewer"}
         if self.hub.rooms[show_id].state not in (None, ShowState.LIVE.value):
+            self.watch.forget(sid)  # not live (yet, or any more): nothing to keep
             return {"ok": True, "credited": False, "reason": "not_live"}
         credited, why = self.watch.beat(
             sid,

@@ -10,7 +10,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -267,35 +267,41 @@ async def refresh_tiers(
         if tier != row.tier:
             changed.append((row, row.tier, tier))
             row.tier = tier
-    if changed:
-        externals = dict(
-            (
-                await session.execute(
-                    select(models.Member.id, models.Member.external_id).where(
-                        models.Member.id.in_([r.member_id for r, _, _ in changed])
-                    )
-                )
-            ).all()
-        )
-        for row, old, new in changed:
-            ranks = [t.name for t in rules.tiers]
-            direction = (
-                "upgrade"
-                if old not in ranks or ranks.index(new) > ranks.index(old)
-                else "downgrade"
-            )
-            await webhooks.enqueue(
-                session,
-                "member.tier_changed",
-                {
-                    "member_id": externals[row.member_id],
-                    "from": old,
-                    "to": new,
-                    "direction": direction,
-                    "rolling_points": row.rolling_points,
-                },
-            )
+    await announce_tier_changes(
+        session, [(r.member_id, old, new, r.rolling_points) for r, old, new in changed], rules
+    )
     return changed
+
+
+async def announce_tier_changes(
+    session: AsyncSession, changes: list[tuple[uuid.UUID, str, str, int]], rules: EarningRules
+) -> None:
+    """One `member.tier_changed` webhook per (member id, old tier, new tier, rolling points)."""
+    if not changes:
+        return
+    externals = dict(
+        (
+            await session.execute(
+                select(models.Member.id, models.Member.external_id).where(
+                    models.Member.id.in_([member_id for member_id, _, _, _ in changes])
+                )
+            )
+        ).all()
+    )
+    ranks = [t.name for t in rules.tiers]
+    for member_id, old, new, rolling in changes:
+        upgrade = old not in ranks or ranks.index(new) > ranks.index(old)
+        await webhooks.enqueue(
+            session,
+            "member.tier_changed",
+            {
+                "member_id": externals[member_id],
+                "from": old,
+                "to": new,
+                "direction": "upgrade" if upgrade else "downgrade",
+                "rolling_points": rolling,
+            },
+        )
 
 
 def _hash(payload: dict[str, Any]) -> str:
@@ -478,6 +484,39 @@ async def do_expire_points(db: Database, now: datetime | None = None) -> int:
         await session.flush()
         await refresh_tiers(session, touched, rules, now)
     return expired
+
+
+TIER_WINDOW_SLACK = timedelta(days=7)
+
+
+async def do_refresh_leaving_tiers(db: Database, now: datetime | None = None) -> int:
+    """Recompute the rolling points and tier of members some of whose entries left the tier
+    window within the last week (the engagement flush only adds what is earned; run hourly,
+    so a week covers any downtime). The number of tiers that changed."""
+    now = now or utcnow()
+    async with db.transaction() as session:
+        rules, _ = await read_rules(session)
+        since = months_before(now, rules.tier_window_months)
+        member_ids = set(
+            await session.scalars(
+                select(models.LedgerEntry.member_id)
+                .where(
+                    models.LedgerEntry.created_at > since - TIER_WINDOW_SLACK,
+                    models.LedgerEntry.created_at <= since,
+                )
+                .distinct()
+            )
+        )
+        if not member_ids:
+            return 0
+        rows = list(
+            await session.scalars(
+                select(models.MemberPoints)
+                .where(models.MemberPoints.member_id.in_(member_ids))
+                .with_for_update()
+            )
+        )
+        return len(await refresh_tiers(session, rows, rules, now))
 
 
 # --- purchases ------------------------------------------------------------------------------

@@ -1,0 +1,112 @@
+"""The engagement writer's economies: the periodic write holds watching until it completes a
+minute (or for at most HOLD_SECONDS), and tiers move with what a flush earns, with the
+hourly job taking off what leaves the tier window."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from server.services import ledger, webhooks
+from server.services.accrual import HOLD_SECONDS, Accrual
+from server.store import models
+from server.store.db import Database
+from server.store.models import utcnow
+from tests.test_engagement import balances_match_entries, ledger_sums, live_show_id
+
+
+async def _attendance(db: Database, show_id: uuid.UUID, viewer: str) -> models.ShowAttendance:
+    async with db.read() as session:
+        row = await session.get(models.ShowAttendance, (show_id, viewer))
+    assert row is not None
+    return row
+
+
+async def test_the_periodic_write_holds_watching_until_a_minute_completes(db: Database) -> None:
+    show_id = await live_show_id(db)
+    accrual = Accrual(lambda: db)
+    seen: list[tuple[uuid.UUID, int]] = []
+    accrual.on_rules = lambda show, rules: seen.append((show, rules.idle_after_minutes))
+    viewer, member = "viewer:hold", "hold"
+    t = utcnow().timestamp() - 600
+    accrual.joined(show_id, viewer, member, None)
+    accrual.watched(show_id, viewer, member, t, t + 10)
+    await accrual.flush(hold=True)  # joining is written at once
+    assert (await _attendance(db, show_id, viewer)).watched_ms == 10_000
+    assert seen == [(show_id, 30)]  # the live show's rules reach the watch clock
+
+    accrual.watched(show_id, viewer, member, t + 10, t + 40)
+    await accrual.flush(hold=True)  # 40 s: no minute completed, so it waits
+    assert (await _attendance(db, show_id, viewer)).watched_ms == 10_000
+    assert (show_id, viewer) in accrual.pending
+
+    accrual.watched(show_id, viewer, member, t + 40, t + 65)
+    await accrual.flush(hold=True)  # 65 s: the first minute is complete and earns
+    assert (await _attendance(db, show_id, viewer)).watched_ms == 65_000
+    assert (await ledger_sums(db))[member] == {"first_join": 10, "watch": 1}
+    assert (show_id, viewer) not in accrual.pending
+
+    # Held no longer than HOLD_SECONDS, even when no minute completes (analytics see it).
+    accrual.watched(show_id, viewer, member, t + 65, t + 70)
+    await accrual.flush(hold=True)
+    assert (await _attendance(db, show_id, viewer)).watched_ms == 65_000
+    accrual.pending[(show_id, viewer)].first_seen -= HOLD_SECONDS
+    await accrual.flush(hold=True)
+    assert (await _attendance(db, show_id, viewer)).watched_ms == 70_000
+
+    # Other activity is never held, and a write without hold (show end, shutdown) takes all.
+    accrual.watched(show_id, viewer, member, t + 70, t + 75)
+    accrual.chatted(show_id, viewer, member)
+    await accrual.flush(hold=True)
+    row = await _attendance(db, show_id, viewer)
+    assert (row.watched_ms, row.chats) == (75_000, 1)
+    accrual.watched(show_id, viewer, member, t + 75, t + 80)
+    await accrual.flush()
+    assert (await _attendance(db, show_id, viewer)).watched_ms == 80_000
+    assert not accrual.pending
+    await balances_match_entries(db)
+
+
+async def test_tiers_move_with_what_a_flush_earns_and_fall_when_points_leave_the_window(
+    db: Database,
+) -> None:
+    await ledger.do_set_rules(db, {"first_join_points": 600})
+    await webhooks.do_create_endpoint(db, url="http://127.0.0.1:9/crm", event_types=None)
+    show_id = await live_show_id(db)
+    accrual = Accrual(lambda: db)
+    accrual.joined(show_id, "viewer:rising", "rising", None)
+    [credit] = await accrual.flush()
+    assert (credit.balance, credit.tier) == (600, "Silver")
+    async with db.read() as session:
+        member_id = await session.scalar(
+            select(models.Member.id).where(models.Member.external_id == "rising")
+        )
+        row = await session.get(models.MemberPoints, member_id)
+        assert row is not None and (row.rolling_points, row.tier) == (600, "Silver")
+        bodies = list(
+            await session.scalars(
+                select(models.WebhookMessage.body).where(
+                    models.WebhookMessage.event_type == "member.tier_changed"
+                )
+            )
+        )
+    [change] = [json.loads(b)["data"] for b in bodies]
+    assert change == {
+        "member_id": "rising",
+        "from": "Member",
+        "to": "Silver",
+        "direction": "upgrade",
+        "rolling_points": 600,
+    }
+    # Nothing has left the window yet: the hourly job changes nothing.
+    assert await ledger.do_refresh_leaving_tiers(db) == 0
+    # Two days after they left the tier window (twelve 30-day months): back to Member.
+    later = utcnow() + timedelta(days=362)
+    assert await ledger.do_refresh_leaving_tiers(db, later) == 1
+    async with db.read() as session:
+        row = await session.get(models.MemberPoints, member_id)
+        assert row is not None and (row.rolling_points, row.tier) == (0, "Member")
+    assert await ledger.do_refresh_leaving_tiers(db, later) == 0  # once
