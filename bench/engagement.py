@@ -2,61 +2,58 @@
 in CPU, and how many ledger entries they write, with 10,000 viewers watching at once.
 
     .venv/bin/python bench/engagement.py [--viewers 10000] [--seconds 20]
-                                         [--backends sqlite,postgresql]
+                                         [--backends sqlite,postgresql] [--report-seconds 180]
 
 The server credits watch time only to a player it is relaying WebRTC media to (WHEP), and
-10,000 real WHEP peers cannot run on this machine. So the cost is measured in three parts,
+10,000 real WHEP peers cannot run on this machine. So the cost is measured in two parts,
 which add up to the whole:
 
-1. Beat handling, in the real server (`showroom serve`, SQLite, on its own core). N viewers
+1. State reports, in the real server (`showroom serve`, SQLite, on its own core). N viewers
    (raw Engine.IO/Socket.IO websockets from chat_fanout.py, in `--clients` processes on the
-   other core) join one live show. Every viewer then sends `watch:beat` every
-   `--beat-seconds` (10 s, as players do; the viewers' phases are spread evenly, so 10,000
-   viewers send 1,000 beats/s), naming a WHEP session of its own: first with an ack, as
-   docs/realtime.md shows (`emitWithAck`; this is the headline), then without one, as the
-   shipped watch page sends them (web/watch.js, `socket.emit`). No media is relayed to those
-   sessions, so every check runs, the media check included, and the answer is `no_media`:
-   everything a credited beat costs except appending one interval to the accrual (part 3
-   measures that). The **baseline**, in the same run and on the same server,
-   is the same sockets joined and idle (Engine.IO pings, presence ticks and the engagement
-   writer's per-flush show-minute row go on in both), measured before and after the beats.
-   beat share = (server CPU with beats - server CPU idle) / window, from /proc. With
-   `--floor`, one more window sends an acked event the server refuses at once
-   (`unknown_event`) at the same rate: how much of a beat is Socket.IO transport rather
-   than the beat handler. With `--sockets` below `--viewers`, part 1 runs at that many
-   sockets with the same per-viewer rate and is scaled linearly (the output says so).
-2. The accrual flush, in process, against a real database per backend: a SQLite file, and
-   a scratch PostgreSQL database (created, migrated, dropped). An `Accrual` is fed what N
-   watching members do in one flush interval (`--flush-seconds`, 5 s as the server's
-   default): the intervals their beats credit (each viewer's beats fall every
-   `--beat-seconds` at its own phase, so with 10 s beats and 5 s flushes every viewer has
-   one interval in every second flush), `--chat-rate` chat messages and `--react-rate`
-   reaction events (1-10 taps each) per second across the room, `--question-rate`
-   questions. All are members (guests earn nothing, so this is the costlier case) whose
-   member and balance rows exist already (bulk-inserted). One opening flush (not measured)
-   takes everyone's join: attendance rows, first-join bonus, and watching so far (0-60 s,
-   spread so that minute boundaries fall evenly). Then
-   `flush()` runs once per interval for `--sim-seconds` of simulated show time; CPU per
-   flush is `time.process_time()` around `await accrual.flush()` (aiosqlite's thread
-   included; PostgreSQL's own backends are measured apart and reported, not added).
-   flush share = CPU per flush / flush interval. Ledger rows per second = entries
-   (`ledger_entries`) written / simulated seconds. A webhook endpoint subscribed to the
-   points events is registered, so the flush writes its outbox messages too.
-   `--history` ledger entries per member already in the tier window (bulk-inserted before
-   the opening flush) shows how `refresh_tiers`' rolling sum grows with a member's past.
-3. The in-memory accrual calls (`watched`, `chatted`, `reacted`, `asked`, with the show id
-   parsed as the server does per call), timed in process over the same simulated activity.
+   other core) join one live show. A player sends `watch:beat` only when its state changes
+   (play, pause, hidden, shown, a new WHEP session) and at most every 5 minutes that the
+   viewer interacted (web/watch.js); `--report-seconds` is the average time between two
+   reports of one viewer (180 s). That rate is too low to measure, so the windows send
+   reports far faster (every `--beat-seconds`, 10 s: 1,000/s at 10,000 viewers, phases
+   spread evenly) and the cost per report is scaled to viewers / report-seconds. Each
+   names a WHEP session of its own; no media is relayed to them, so every check runs and
+   the answer is `no_media`. Windows: without an ack, as web/watch.js sends them (the
+   headline), and with one (`emitWithAck`). The **baseline**, in the same run and on the
+   same server, is the same sockets joined and idle (Engine.IO pings, presence ticks and
+   the engagement writer's per-flush show-minute row go on in both), before and after.
+   cost per report = (server CPU in the window - idle share x window) / reports sent, from
+   /proc. With `--floor`, one more window sends an acked event the server refuses at once
+   (`unknown_event`): the Socket.IO transport without the handler. With `--sockets` below
+   `--viewers`, part 1 runs at that many sockets and is scaled (the output says so).
+2. The sweep and the accrual flush, in process, against a real database per backend: a
+   SQLite file, and a scratch PostgreSQL database (created, migrated, dropped). N members
+   (member and balance rows bulk-inserted) join and report once that they are playing to a
+   `WatchClock` (every WHEP session counts as relayed) on a simulated clock. One opening
+   flush (not measured) takes everyone's join: attendance rows, first-join bonus, and
+   watching so far (0-60 s, spread so that minute boundaries fall evenly). Then, for
+   `--sim-seconds`, every `--flush-seconds` (5 s, the server's default): the room's
+   `--chat-rate` chat messages, `--react-rate` reaction events (1-10 taps each) and
+   `--question-rate` questions go to the accrual, `WatchClock.sweep()` credits every
+   watching viewer's 5 s (as the server's flush does first), and `flush(hold=True)` writes
+   (the server's periodic write: watching is held until it completes a minute). CPU per
+   flush is `time.process_time()` around the flush (aiosqlite's thread included;
+   PostgreSQL's own backends are measured apart and reported, not added); the sweep and
+   the in-memory accrual calls are timed apart. Ledger rows per second = entries written /
+   simulated seconds. A webhook endpoint subscribed to the points events is registered, so
+   the flush writes its outbox messages too. `--history` ledger entries per member
+   already in the tier window shows what a member's past costs.
 
-cpu_share_pct = beat share + in-memory share + flush share (the larger of the backends').
-Final line:
+cpu_share_pct = reports (unacked) + sweep and in-memory calls + flush (the costlier
+backend's). Final line:
 
-    RESULT viewers=10000 cpu_share_pct=... ledger_rows_s=... beat_pct=... beat_noack_pct=...
-           accrual_calls_pct=... flush_pct=... flush_sqlite_pct=... flush_postgresql_pct=...
-           sockets=...
+    RESULT viewers=10000 cpu_share_pct=... ledger_rows_s=... report_pct=... report_acked_pct=...
+           report_us=... sweep_calls_pct=... flush_pct=... flush_sqlite_pct=...
+           flush_postgresql_pct=... [noop_event_pct=...] sockets=...
 
-`--py-spy PREFIX` samples the server during the beat window (PREFIX.server.txt, collapsed
-stacks; `--native` adds C frames, such as the garbage collector, but pauses the server to
-sample) and `--profile PREFIX` cProfiles the flushes (PREFIX.BACKEND.prof).
+`--skip-beats` runs part 2 only. `--py-spy PREFIX` samples the server during the acked
+window (PREFIX.server.txt, collapsed stacks; `--native` adds C frames, such as the garbage
+collector, but pauses the server to sample) and `--profile PREFIX` cProfiles the flushes
+(PREFIX.BACKEND.prof).
 """
 
 from __future__ import annotations

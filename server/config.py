@@ -277,7 +277,8 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_float,
         "5",
         "How often watch time, engagement and the points they earn are written (one "
-        "transaction each time); a crash loses at most this much.",
+        "transaction each time); a crash loses at most this much, and at most a minute of "
+        "watching that had not completed a minute yet.",
     ),
     Setting(
         "SHOWROOM_ICE_SERVERS",
