@@ -378,8 +378,7 @@ class MediaHub:
                 _keep_only(transceiver, chosen[transceiver.kind])
                 forward_keyframe_requests(transceiver.sender, broadcast.want_keyframe)
                 send_prepacked(transceiver.sender)
-                if not __import__("os").environ.get("NO_LEAN"):
-                    use_lean_sender(transceiver.sender)
+                use_lean_sender(transceiver.sender)
                 _note_rtcp(transceiver.sender, session)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
