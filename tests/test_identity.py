@@ -127,6 +127,21 @@ async def test_guest_cookie_session(api: Api) -> None:
     assert replaced.status == 201 and replaced.body["guest_id"] != guest_id
 
 
+async def test_a_guest_without_cookies_uses_the_token(api: Api) -> None:
+    # An embed on a brand's site: the browser may drop the cookie, the token still works.
+    started = await api.call("POST", "/api/v1/guest-session")
+    token = started.body["token"]
+    assert token == "shr_guest_" + started.cookies["showroom_guest"].value
+    me = await api.call("GET", "/api/v1/me", auth=token)
+    assert me.status == 200, me.text
+    assert (me.body["role"], me.body["subject"]) == ("guest", started.body["guest_id"])
+    cart = await api.call("GET", "/api/v1/cart", auth=token)
+    assert cart.status == 200, cart.text
+    forged = token.rsplit(".", 1)[0] + ".AAAA"
+    refused = await api.call("GET", "/api/v1/me", auth=forged)
+    assert refused.status == 401 and "signature" in refused.body["detail"]
+
+
 async def test_role_matrix(api: Api, admin: str, db: Database) -> None:
     show = await create_show(api, admin)
     host = await host_token(db, show["id"])

@@ -286,3 +286,143 @@ async def test_a_guest_buys_now_in_a_handoff_show_in_english(
     assert f"show={show['id']}" in watch.url
     assert errors == []
     await watch.close()
+
+
+EMBED_EVENTS = (
+    "showroom:ready",
+    "showroom:product_opened",
+    "showroom:add_to_cart",
+    "showroom:buy_now",
+    "showroom:handoff",
+)
+
+
+def product_page(showroom: str, show_id: str, **data: str) -> str:
+    """A brand's product page on its own site: the one script tag, and a listener that keeps
+    the embed's events (and keeps the page where it is on a hand-off)."""
+    attributes = " ".join(f'data-{k}="{v}"' for k, v in data.items())
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Serum</title></head>
+<body><h1>Hydrating Serum</h1>
+<script>
+  window.events = [];
+  for (const type of {list(EMBED_EVENTS)!r}) document.addEventListener(type, (event) => {{
+    window.events.push({{ type: event.type, detail: event.detail }});
+    if (event.type === "showroom:handoff") event.preventDefault();
+  }});
+</script>
+<script src="{showroom}/embed.js" data-show="{show_id}" {attributes}></script>
+</body></html>"""
+
+
+async def test_the_embed_on_a_brands_page_of_another_site(
+    browser: Any,
+    server: tuple[str, Api],
+    db: Database,
+    admin: str,
+    aiohttp_server: Any,
+    shots: Path,
+) -> None:
+    from aiohttp import web
+
+    base, api = server
+    await create_product(api, admin, SKU, image_url=IMAGE, stock=5)
+    # A hand-off show: the brand's own cart takes over at checkout.
+    template = "https://shop.example.com/cart/{items}?show={show_id}"
+    show = await create_show(
+        api, admin, title="Spring live", locale="en", checkout_mode="handoff", handoff_url=template
+    )
+    token = await host_token(db, show["id"])
+    assert (await api.call("POST", f"/api/v1/shows/{show['id']}/start", auth=token)).status == 200
+    pinned = await api.call(
+        "POST", f"/api/v1/shows/{show['id']}/pins", auth=admin, json_body={"sku": SKU}
+    )
+    assert pinned.status == 200, pinned.text
+
+    # The brand's site: another site than Showroom's (localhost against 127.0.0.1), so the
+    # browser treats the iframe as third-party (no cookies of Showroom's go with it).
+    pages = {
+        "/serum": product_page(base, show["id"]),
+        "/serum-own-cart": product_page(base, show["id"], cart="host"),
+    }
+    brand = web.Application()
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(text=pages[request.path], content_type="text/html")
+
+    for path in pages:
+        brand.router.add_get(path, serve)
+    site = await aiohttp_server(brand)
+    brand_url = f"http://localhost:{site.port}"
+    assert not brand_url.startswith(base)
+    errors: list[str] = []
+
+    async def events(page: Any, count: int) -> list[dict[str, Any]]:
+        await page.wait_for_function(f"window.events.length >= {count}", timeout=10_000)
+        found: list[dict[str, Any]] = await page.evaluate("window.events")
+        return found
+
+    page = await browser.new_page(viewport=PHONE)
+    page.on("pageerror", lambda e: errors.append(f"brand page: {e}"))
+    await page.goto(f"{brand_url}/serum")
+    frame = page.frame_locator("iframe[title='Live shopping']")
+    await frame.locator("body[data-joined='1']").wait_for()  # a guest, joined by token
+    [ready] = await events(page, 1)
+    assert ready["type"] == "showroom:ready"
+    assert ready["detail"] == {
+        "show_id": show["id"],
+        "title": "Spring live",
+        "state": "live",
+        "locale": "en",
+    }
+    await page.screenshot(path=str(shots / "embed-phone.png"))
+
+    # Opening the card and adding to Showroom's cart: both reach the brand's page.
+    await frame.locator(f"#pinned [data-sku='{SKU}'] button").click()
+    await frame.locator("#add-to-cart").click()
+    await frame.locator("#cart-count", has_text="1").wait_for()  # the guest token's cart
+    opened, added = (await events(page, 3))[1:3]
+    assert opened["type"] == "showroom:product_opened"
+    assert opened["detail"]["sku"] == SKU and opened["detail"]["price"]["currency"] == "HKD"
+    assert added["type"] == "showroom:add_to_cart"
+    assert (added["detail"]["sku"], added["detail"]["quantity"], added["detail"]["cart"]) == (
+        SKU,
+        1,
+        "showroom",
+    )
+    # Buy now in a hand-off show: the brand's page gets the URL (and here keeps its place).
+    await frame.locator("#buy-now").click()
+    handoff = (await events(page, 4))[3]
+    assert handoff["type"] == "showroom:handoff"
+    assert handoff["detail"]["url"].startswith("https://shop.example.com/cart/")
+    assert f"show={show['id']}" in handoff["detail"]["url"]
+    assert page.url == f"{brand_url}/serum"
+
+    # data-cart="host": Showroom's cart is not used; the brand's page gets the items.
+    own = await browser.new_page(viewport=PHONE)
+    own.on("pageerror", lambda e: errors.append(f"brand page (own cart): {e}"))
+    await own.goto(f"{brand_url}/serum-own-cart")
+    frame = own.frame_locator("iframe")
+    await frame.locator("body[data-joined='1']").wait_for()
+    await frame.locator(f"#pinned [data-sku='{SKU}'] button").click()
+    await frame.locator("#add-to-cart").click()
+    await frame.locator("#buy-now").click()
+    kinds = [(e["type"], e["detail"].get("cart")) for e in await events(own, 4)]
+    assert kinds == [
+        ("showroom:ready", None),
+        ("showroom:product_opened", None),
+        ("showroom:add_to_cart", "host"),
+        ("showroom:buy_now", "host"),
+    ]
+    assert await frame.locator("#cart-count").inner_text() == "0"
+
+    # A message from anyone else (here the brand page itself) is not taken for Showroom's.
+    await own.evaluate(
+        """() => window.postMessage({ source: "showroom", type: "showroom:handoff",
+             detail: { url: "https://evil.example.com/" } }, "*")"""
+    )
+    await own.wait_for_timeout(300)
+    assert len(await own.evaluate("window.events")) == 4
+    assert errors == []
+    await own.close()
+    await page.close()

@@ -11,6 +11,26 @@ const MAX_MESSAGES = 100;
 const LOW_STOCK = 5;
 
 const $ = (id) => document.getElementById(id);
+
+// --- embedded on a brand's page (web/embed.js) ------------------------------------------------
+// The page then runs in an iframe of another origin: it tells that page what the viewer does
+// (postMessage to the origin embed.js named, nobody else), uses a guest token rather than a
+// cookie the browser may block, and leaves navigation and, with cart=host, the cart to it.
+const query = new URLSearchParams(window.location.search);
+const EMBED = query.get("embed") === "1" && window.parent !== window;
+const PARENT = (() => {
+  try { return EMBED ? new URL(query.get("parent")).origin : null; } catch { return null; }
+})();
+const HOST_CART = EMBED && query.get("cart") === "host";
+const GUEST_KEY = "showroom_guest_token";
+
+function tell(type, detail) {
+  if (PARENT) window.parent.postMessage({ source: "showroom", type: `showroom:${type}`, detail: { show_id: show?.id, ...detail } }, PARENT);
+}
+
+function cardDetail(product) {
+  return { sku: product.sku, title: pick(product.title, locale), price: product.price, image_url: product.image_url ?? null };
+}
 const WORDS = {
   "zh-HK": {
     video: { connecting: "連線中…", playing: "", waiting: "主持人即將開始", retrying: "重新連線中…", ended: "直播已結束", host_reconnecting: "主持人重新連線中…", scheduled: "直播即將開始" },
@@ -219,6 +239,8 @@ function openSheet(sku) {
   renderSheetProduct();
   if (!$("sheet").open) $("sheet").showModal();
   seen(sku, "card_opened");
+  const product = pinned.find((p) => p.sku === sku);
+  if (product) tell("product_opened", cardDetail(product));
 }
 
 function renderSheetProduct() {
@@ -256,6 +278,7 @@ async function guard(button, status, work) {
 
 async function buyNow(sku) {
   const items = [{ sku, quantity: 1 }];
+  if (HOST_CART) return toHostCart(sku, "buy_now");
   if (show.checkout_mode === "handoff") return handoff({ items });
   $("sheet").dataset.busy = "1"; // live price updates must not replace the form being filled in
   const order = await api("/api/v1/checkouts", {
@@ -268,11 +291,26 @@ async function buyNow(sku) {
 async function handoff(json) {
   const answer = await api(`/api/v1/shows/${show.id}/handoff`, { token, method: "POST", json });
   flash($("player-state"), words.toShop);
-  window.location.assign(answer.url);
+  // Embedded, the brand's page goes to its own cart (the iframe would only navigate itself).
+  if (EMBED) tell("handoff", { url: answer.url });
+  else window.location.assign(answer.url);
+}
+
+// cart=host: the brand's page keeps the cart; the pin's product goes to it as a message.
+function toHostCart(sku, type) {
+  const product = pinned.find((p) => p.sku === sku);
+  tell(type, { ...(product ? cardDetail(product) : { sku }), quantity: 1, cart: "host" });
+  flash($("player-state"), words.added);
 }
 
 async function addToCart(sku, status) {
-  setCart(await api("/api/v1/cart/items", { token, method: "POST", json: { sku, quantity: 1, show_id: show.id } }));
+  if (HOST_CART) {
+    toHostCart(sku, "add_to_cart");
+  } else {
+    setCart(await api("/api/v1/cart/items", { token, method: "POST", json: { sku, quantity: 1, show_id: show.id } }));
+    const product = pinned.find((p) => p.sku === sku);
+    tell("add_to_cart", { ...(product ? cardDetail(product) : { sku }), quantity: 1, cart: "showroom" });
+  }
   status.textContent = words.added;
 }
 
@@ -308,6 +346,7 @@ function confirmForm(order) {
           payment_method: form.querySelector("input[name=payment]:checked").value,
         },
       });
+      tell("order_placed", { order_id: placed.id, total: placed.total });
       form.replaceWith(el("div", { class: "placed", id: "order-placed", role: "status", "data-order": placed.id, "data-status": placed.status },
         el("h2", { id: "sheet-title" }, words.placed),
         orderLines(placed),
@@ -563,12 +602,29 @@ function label() {
   $("description").textContent = show.description;
 }
 
+// An embedded guest keeps one guest token (storage is the embedding site's partition).
+async function guestToken() {
+  let kept = null;
+  try { kept = localStorage.getItem(GUEST_KEY); } catch { /* storage blocked: a new guest each time */ }
+  if (kept) {
+    try {
+      await api("/api/v1/me", { token: kept });
+      return kept;
+    } catch { /* expired or from another server: start again */ }
+  }
+  const started = await api("/api/v1/guest-session", { method: "POST" });
+  try { localStorage.setItem(GUEST_KEY, started.token); } catch { /* as above */ }
+  return started.token;
+}
+
 async function main() {
   // A member arrives from the brand's app with its viewer token in the fragment (never sent
   // in a request line or logged); anyone else watches as a guest, with a guest cookie.
   token = new URLSearchParams(window.location.hash.slice(1)).get("token");
   if (token) history.replaceState(null, "", window.location.pathname + window.location.search);
+  else if (EMBED) token = await guestToken();
   else await api("/api/v1/guest-session", { method: "POST" });
+  if (EMBED) document.body.classList.add("embedded");
   show = await api(`/api/v1/shows/${showIdFromPath()}`, { token });
   locale = chooseLocale(show.locale);
   words = WORDS[locale];
@@ -593,7 +649,8 @@ async function main() {
 
   if (show.state === "live" || show.state === "scheduled") joinRoom();
   refreshCart().catch(() => {});
-  if (token) showPoints((await api("/api/v1/me/points", { token })).balance);
+  tell("ready", { title: show.title, state: show.state, locale });
+  if (token && !token.startsWith("shr_guest_")) showPoints((await api("/api/v1/me/points", { token })).balance);
 }
 
 main().catch((error) => showError($("error"), error));

@@ -38,18 +38,20 @@ async def revoke_api_key(request: web.Request) -> web.Response:
 
 
 async def start_guest_session(request: web.Request) -> web.Response:
-    """Give an anonymous viewer a signed guest cookie (or confirm the one they have)."""
+    """Give an anonymous viewer a signed guest cookie (or confirm the one they have), and the
+    same credential as a bearer token for pages where the cookie cannot go."""
     settings = request.app[SETTINGS]
     existing = request.cookies.get(identity.GUEST_COOKIE)
     if existing:
         try:
+            guest = identity.guest_principal(existing, settings.secret_key)
             return views.reply(
-                {"guest_id": identity.guest_principal(existing, settings.secret_key).subject}
+                {"guest_id": guest.subject, "token": identity.GUEST_PREFIX + existing}
             )
         except identity.Unauthenticated:
             pass  # a stale or forged cookie is simply replaced
     guest_id, cookie = identity.new_guest_cookie(settings.secret_key)
-    response = views.reply({"guest_id": guest_id}, 201)
+    response = views.reply({"guest_id": guest_id, "token": identity.GUEST_PREFIX + cookie}, 201)
     response.set_cookie(
         identity.GUEST_COOKIE,
         cookie,

@@ -21,6 +21,8 @@ def add_pages(app: web.Application, web_dir: Path) -> None:
         raise web.HTTPFound("/admin")
 
     app.router.add_get("/", home, name="page:home")
+    # The product-page embed: one script tag on a brand's site (web/embed.js says how).
+    app.router.add_get("/embed.js", _page(web_dir / "embed.js"), name="page:embed.js")
     app.router.add_static("/web/", web_dir, name="web")
     # The official Socket.IO client, from npm (`make install` puts it in node_modules).
     client = web_dir.parent / "node_modules/socket.io-client/dist/socket.io.esm.min.js"

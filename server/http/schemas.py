@@ -1504,8 +1504,15 @@ SCHEMAS: dict[str, Schema] = {
     },
     "GuestSession": {
         "type": "object",
-        "required": ["guest_id"],
+        "required": ["guest_id", "token"],
         "additionalProperties": False,
-        "properties": {"guest_id": {"type": "string"}},
+        "properties": {
+            "guest_id": {"type": "string"},
+            "token": {
+                "type": "string",
+                "description": "The same guest as a bearer token (`shr_guest_…`), for a page "
+                "where the cookie cannot go, such as an embed on another site.",
+            },
+        },
     },
 }

@@ -23,6 +23,9 @@ from server.store.models import utcnow
 
 ADMIN_PREFIX = "shr_admin_"
 HOST_PREFIX = "shr_host_"
+# A guest's bearer token: the guest cookie's signed value, for pages where a cookie cannot go
+# (an embed on a brand's site, where browsers block third-party cookies).
+GUEST_PREFIX = "shr_guest_"
 GUEST_COOKIE = "showroom_guest"
 MEMBER_ID_MAX = 128
 DISPLAY_NAME_MAX = 100
@@ -182,7 +185,7 @@ def guest_principal(cookie: str, secret_key: str) -> Principal:
     if not guest_id.startswith("g_") or not hmac.compare_digest(
         mac, _guest_mac(guest_id, secret_key)
     ):
-        raise Unauthenticated("guest cookie signature does not match")
+        raise Unauthenticated("guest cookie or token signature does not match")
     return Principal(Role.GUEST, guest_id)
 
 
@@ -244,9 +247,12 @@ async def identify(
     secret_key: str,
     viewer_jwt_secret: str | None,
 ) -> Principal | None:
-    """The caller from a bearer token (API key, host token or viewer JWT) or else the guest
-    cookie; None when neither was sent. Invalid credentials raise Unauthenticated."""
+    """The caller from a bearer token (API key, host token, guest token or viewer JWT) or
+    else the guest cookie; None when neither was sent. Invalid credentials raise
+    Unauthenticated."""
     if bearer is not None:
+        if bearer.startswith(GUEST_PREFIX):
+            return guest_principal(bearer.removeprefix(GUEST_PREFIX), secret_key)
         if bearer.startswith((ADMIN_PREFIX, HOST_PREFIX)):
             return await access_key_principal(db, bearer)
         return viewer_principal(bearer, viewer_jwt_secret)
