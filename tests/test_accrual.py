@@ -110,3 +110,30 @@ async def test_tiers_move_with_what_a_flush_earns_and_fall_when_points_leave_the
         row = await session.get(models.MemberPoints, member_id)
         assert row is not None and (row.rolling_points, row.tier) == (0, "Member")
     assert await ledger.do_refresh_leaving_tiers(db, later) == 0  # once
+
+
+async def test_a_share_link_credits_the_sharer_in_a_flush_of_their_own(db: Database) -> None:
+    """The friend arrives while the sharer has nothing new to write: the sharer's row is
+    updated for the referral alone, and keeps when they were last seen."""
+    show_id = await live_show_id(db)
+    async with db.transaction() as session:
+        session.add(
+            models.ShowParticipant(
+                show_id=show_id, author_id="a_mei", role="viewer", subject="mei", name="Mei"
+            )
+        )
+    accrual = Accrual(lambda: db)
+    accrual.joined(show_id, "viewer:mei", "mei", None)
+    await accrual.flush()
+    seen = (await _attendance(db, show_id, "viewer:mei")).last_seen
+
+    accrual.joined(show_id, "viewer:kit", "kit", "a_mei")  # by mei's link
+    accrual.joined(show_id, "viewer:kit", "kit", "a_mei")  # a second tab: still one friend
+    await accrual.flush()
+    mei = await _attendance(db, show_id, "viewer:mei")
+    assert (mei.referrals, mei.last_seen) == (1, seen)
+    assert (await _attendance(db, show_id, "viewer:kit")).referred_by is not None
+    sums = await ledger_sums(db)
+    assert sums["mei"] == {"first_join": 10, "referral": 20}
+    assert sums["kit"] == {"first_join": 10}
+    await balances_match_entries(db)

@@ -220,6 +220,28 @@ async def test_host_and_viewer_chat_pin_buy_and_claim(
     [serum] = [p for p in funnel.body["products"] if p["sku"] == SKU]
     assert serum["card_shown"] == 1 and serum["card_opened"] == 1
 
+    # Sharing: the member's link brings a friend, and the member earns referral points.
+    await watch.click("#share")
+    await watch.wait_for_function("document.getElementById('share').dataset.url")
+    link = await watch.get_attribute("#share", "data-url")
+    assert link is not None and link.startswith(f"{base}/watch/{show['id']}?ref=")
+    friend = await browser.new_page(viewport=PHONE)
+    watch_errors(friend, "friend", errors, base)
+    await friend.goto(f"{link}#token={viewer_token('fan-2', 'Ka Yan')}")
+    await friend.wait_for_selector("body[data-joined='1']")
+
+    async def referral_points() -> int:
+        entries = await api.call("GET", "/api/v1/members/fan-1/points/entries", auth=admin)
+        assert entries.status == 200, entries.text
+        return sum(e["points"] for e in entries.body["items"] if e["reason"] == "referral")
+
+    for _ in range(100):  # the engagement flush runs every 0.5 s in this test
+        if await referral_points():
+            break
+        await friend.wait_for_timeout(100)
+    assert await referral_points() == 20  # the default rules' referral_points
+    await friend.close()
+
     # The studio deletes a message: it leaves the viewer's chat too.
     await studio.locator("#messages .message", has_text="幾時開始").locator("button").click()
     await watch.locator("#messages .message", has_text="幾時開始").wait_for(state="detached")

@@ -42,7 +42,7 @@ const WORDS = {
     details: "你的資料", name: "姓名", phone: "電話", payment: "付款方式", payLater: "稍後付款", cod: "貨到付款",
     place: "確認訂單", placed: "訂單已確認，多謝！", orderNo: "訂單編號", total: "合計", holdUntil: (t) => `已為你保留至 ${t}`,
     cartEmpty: "購物車是空的", checkout: "結帳", unavailable: "存貨不足", qty: (n) => `× ${n}`, toShop: "正在前往商店…",
-    you: "你", hostBadge: "主持",
+    you: "你", hostBadge: "主持", share: "分享直播", shared: "連結已複製", shareText: (title) => `一齊睇直播：${title}`,
     claimOk: (title, n) => `已把「${title}」加入你的購物車（${n} 件）`,
     claim: { nothing_pinned: "現在沒有可以 +1 的商品", ambiguous: "你想要哪一款？", no_match: "找不到這件商品，請選擇：", sold_out: "已售罄", limit: "你的購物車已達上限", show_not_live: "直播開始後才可以 +1" },
     errors: { rate_limited: "發送太快，請稍等", slow_mode: (s) => `慢速模式：請等 ${s} 秒`, muted: "你已被禁言", banned: "你已被移出直播", blocked_word: "留言含有不當字詞", invalid: "留言太長或是空的", conflict: "直播已結束", not_joined: "尚未連線", show_closed: "直播已結束", unauthorized: "登入已失效，請重新開啟", other: "未能發送，請再試" },
@@ -57,7 +57,7 @@ const WORDS = {
     details: "你的信息", name: "姓名", phone: "电话", payment: "付款方式", payLater: "稍后付款", cod: "货到付款",
     place: "确认订单", placed: "订单已确认，谢谢！", orderNo: "订单号", total: "合计", holdUntil: (t) => `已为你保留至 ${t}`,
     cartEmpty: "购物车是空的", checkout: "结算", unavailable: "库存不足", qty: (n) => `× ${n}`, toShop: "正在前往商店…",
-    you: "你", hostBadge: "主播",
+    you: "你", hostBadge: "主播", share: "分享直播", shared: "链接已复制", shareText: (title) => `一起看直播：${title}`,
     claimOk: (title, n) => `已把“${title}”加入你的购物车（${n} 件）`,
     claim: { nothing_pinned: "现在没有可以 +1 的商品", ambiguous: "你想要哪一款？", no_match: "找不到这件商品，请选择：", sold_out: "已售罄", limit: "你的购物车已达上限", show_not_live: "直播开始后才可以 +1" },
     errors: { rate_limited: "发送太快，请稍等", slow_mode: (s) => `慢速模式：请等 ${s} 秒`, muted: "你已被禁言", banned: "你已被移出直播间", blocked_word: "留言含有不当词语", invalid: "留言太长或为空", conflict: "直播已结束", not_joined: "尚未连接", show_closed: "直播已结束", unauthorized: "登录已失效，请重新打开", other: "发送失败，请重试" },
@@ -72,7 +72,7 @@ const WORDS = {
     details: "Your details", name: "Name", phone: "Phone", payment: "Payment", payLater: "Pay later", cod: "Cash on delivery",
     place: "Place order", placed: "Order placed. Thank you!", orderNo: "Order", total: "Total", holdUntil: (t) => `Held for you until ${t}`,
     cartEmpty: "Your cart is empty", checkout: "Check out", unavailable: "Not enough stock", qty: (n) => `× ${n}`, toShop: "Taking you to the shop…",
-    you: "You", hostBadge: "Host",
+    you: "You", hostBadge: "Host", share: "Share this live", shared: "Link copied", shareText: (title) => `Watch live: ${title}`,
     claimOk: (title, n) => `${title} is in your cart (${n})`,
     claim: { nothing_pinned: "Nothing to +1 right now", ambiguous: "Which one?", no_match: "Which product? Choose:", sold_out: "Sold out", limit: "Your cart already holds the most allowed", show_not_live: "+1 opens when the show is live" },
     errors: { rate_limited: "You are sending too fast: wait a moment", slow_mode: (s) => `Slow mode: wait ${s} s`, muted: "You have been muted", banned: "You were removed from this live", blocked_word: "That message has a word that is not allowed", invalid: "The message is empty or too long", conflict: "The live has ended", not_joined: "Not connected yet", show_closed: "The live has ended", unauthorized: "Your sign-in has expired: open the page again", other: "Could not send: try again" },
@@ -594,6 +594,9 @@ function label() {
   $("chat-send").textContent = words.send;
   $("heart-label").textContent = words.heart;
   $("cart-label").textContent = words.cart;
+  $("share-label").textContent = words.share;
+  $("share").title = words.share;
+  $("share").hidden = show.state !== "live" && show.state !== "scheduled";
   for (const button of document.querySelectorAll("[data-close]")) {
     button.textContent = words.close;
     button.addEventListener("click", () => button.closest("dialog").close());
@@ -615,6 +618,32 @@ async function guestToken() {
   const started = await api("/api/v1/guest-session", { method: "POST" });
   try { localStorage.setItem(GUEST_KEY, started.token); } catch { /* as above */ }
   return started.token;
+}
+
+// --- sharing: a member's link earns referral points when it brings another viewer -----------
+function shareUrl() {
+  const url = new URL(`/watch/${show.id}`, window.location.origin);
+  if (you) url.searchParams.set("ref", you); // the room credits the sharer (docs/realtime.md)
+  return url.href;
+}
+
+async function share() {
+  const url = shareUrl();
+  $("share").dataset.url = url;
+  if (navigator.share) {
+    try {
+      await navigator.share({ title: show.title, text: words.shareText(show.title), url });
+      return;
+    } catch (error) {
+      if (error?.name === "AbortError") return; // the viewer closed the share sheet
+    }
+  }
+  try {
+    await navigator.clipboard.writeText(url);
+    flash($("player-state"), words.shared);
+  } catch {
+    flash($("player-state"), url); // no clipboard: show the link to copy by hand
+  }
 }
 
 async function main() {
@@ -641,6 +670,7 @@ async function main() {
     if (await sendChat(text)) input.value = "";
   });
   $("heart").addEventListener("click", tapHeart);
+  $("share").addEventListener("click", () => share().catch((error) => showError($("error"), error)));
   $("cart-button").addEventListener("click", () => openCart().catch((error) => showError($("error"), error)));
   // A closed sheet keeps no form behind (the two dialogs' forms share ids).
   $("sheet").addEventListener("close", () => { sheetSku = null; $("sheet-body").replaceChildren(); });

@@ -529,6 +529,16 @@ class _Flush:
                 )
         self.join_paid |= {(show_id, m) for m in self.joined}
         touched = set(viewers) | {f"viewer:{s}" for s in sharers.values()}
+        # A sharer with nothing of their own in this flush keeps when they were last seen
+        # (the locked read above leaves that column out: every other row sets it anew).
+        quiet = [v for v in touched if v in attendance and "last_seen" not in attendance[v]]
+        if quiet:
+            for viewer, seen in await session.execute(
+                select(ATTENDANCE.c.viewer, ATTENDANCE.c.last_seen).where(
+                    ATTENDANCE.c.show_id == show_id, ATTENDANCE.c.viewer.in_(quiet)
+                )
+            ):
+                attendance[viewer]["last_seen"] = seen
         for viewer, row in attendance.items():
             if viewer not in touched:
                 continue
