@@ -220,6 +220,35 @@ async def test_host_and_viewer_chat_pin_buy_and_claim(
     [serum] = [p for p in funnel.body["products"] if p["sku"] == SKU]
     assert serum["card_shown"] == 1 and serum["card_opened"] == 1
 
+    # Q&A, apart from chat: the viewer asks in the Q&A tab, the host's queue gets it, the
+    # viewer's upvote counts there, and the host answers it.
+    await watch.click("#tab-qa")
+    assert await watch.get_attribute("#tab-qa", "aria-selected") == "true"
+    assert await watch.is_hidden("#chat-panel")
+    await watch.fill("#ask-text", "有冇細支裝？")
+    await watch.press("#ask-text", "Enter")
+    asked = studio.locator("#questions .question", has_text="有冇細支裝")
+    await asked.wait_for()
+    await (
+        watch.locator("#questions .question", has_text="有冇細支裝").locator("button.vote").click()
+    )
+    await watch.locator(
+        "#questions .question[data-votes='1'] button.vote[aria-pressed='true']"
+    ).wait_for()
+    await studio.locator("#questions .question[data-votes='1']", has_text="有冇細支裝").wait_for()
+    await asked.locator("button[data-mark='answering']").click()
+    await watch.locator(
+        "#questions .question[data-state='answering']", has_text="正在回答"
+    ).wait_for()
+    await studio.locator(
+        "#questions .question[data-state='answering'] [data-mark='answered']"
+    ).click()
+    await asked.wait_for(state="detached")  # answered: off the host's queue
+    await watch.locator("#questions .question[data-state='answered']").wait_for()
+    await watch.screenshot(path=str(shots / "watch-phone-qa.png"))
+    await watch.press("#tab-qa", "ArrowLeft")  # back to chat, by keyboard
+    assert await watch.get_attribute("#tab-chat", "aria-selected") == "true"
+
     # Sharing: the member's link brings a friend, and the member earns referral points.
     await watch.click("#share")
     await watch.wait_for_function("document.getElementById('share').dataset.url")
@@ -243,7 +272,7 @@ async def test_host_and_viewer_chat_pin_buy_and_claim(
     await friend.close()
 
     # The studio deletes a message: it leaves the viewer's chat too.
-    await studio.locator("#messages .message", has_text="幾時開始").locator("button").click()
+    await studio.locator("#messages .message", has_text="幾時開始").locator("button.delete").click()
     await watch.locator("#messages .message", has_text="幾時開始").wait_for(state="detached")
 
     # The cart sheet lists the claimed product.
@@ -251,6 +280,20 @@ async def test_host_and_viewer_chat_pin_buy_and_claim(
     await watch.locator(f"#cart-body [data-sku='{SKU}']").wait_for()
     assert await watch.locator("#cart-body [data-sku='TEE-L']").count() == 1
     await watch.keyboard.press("Escape")
+
+    # The host mutes the member from one of their messages: the next one is refused.
+    await studio.locator("#messages .message", has_text="Mei").first.locator("button.mute").click()
+    await studio.locator("#messages .message button.mute", has_text="Muted").first.wait_for()
+    assert (
+        await studio.locator("#messages .message", has_text="Mei")
+        .locator("button.mute:not([disabled])")
+        .count()
+        == 0
+    )  # every message of hers says so
+    await watch.fill("#chat-text", "仲有貨嗎？")
+    await watch.press("#chat-text", "Enter")
+    await watch.wait_for_selector("#chat-error[data-code='muted']:not([hidden])")
+    assert "禁言" in await watch.inner_text("#chat-error")
 
     await watch.screenshot(path=str(shots / "watch-phone-after.png"))
     await studio.screenshot(path=str(shots / "studio-desktop.png"), full_page=True)

@@ -156,6 +156,9 @@ function connectRoom() {
     flash($("chat-error"), "");
     $("messages").replaceChildren();
     for (const message of ack.snapshot.messages) addMessage(message);
+    questions.clear();
+    for (const question of ack.snapshot.questions) questions.set(question.id, question);
+    renderQuestions();
     setPinned(ack.snapshot.pinned_products);
     setViewers(ack.snapshot.viewers);
     // Frames that came while joining: only what the snapshot does not hold yet.
@@ -172,6 +175,9 @@ function connectRoom() {
 function apply(event) {
   if (event.type === "chat.message") addMessage(event);
   else if (event.type === "chat.deleted") removeMessage(event.id);
+  else if (event.type === "question") upsertQuestion(event);
+  else if (event.type === "member.sanctioned") markSanctioned(event.author_id, event.kind, true);
+  else if (event.type === "member.lifted") markSanctioned(event.author_id, event.kind, false);
   else if (event.type === "claim") addClaim(event, true);
   else if (event.type === "products.pinned") setPinned(event.products);
   else if (event.type === "products.stock") setStock(event.stock);
@@ -186,7 +192,7 @@ function setViewers(n) {
 }
 
 function messageNode(message) {
-  const remove = el("button", { type: "button", class: "secondary small", "aria-label": `Delete the message from ${message.author.name}`,
+  const remove = el("button", { type: "button", class: "secondary small delete", "aria-label": `Delete the message from ${message.author.name}`,
     onclick: async () => {
       remove.disabled = true;
       const ack = await socket.emitWithAck("chat:delete", { message_id: message.id });
@@ -196,10 +202,88 @@ function messageNode(message) {
         flash($("chat-error"), ackError(ack.error));
       }
     } }, "Delete");
-  return el("li", { class: `message${message.author.role === "host" ? " staff" : ""}`, "data-id": message.id, "data-seq": message.seq },
+  const audience = message.author.role === "viewer" || message.author.role === "guest";
+  return el("li", { class: `message${message.author.role === "host" ? " staff" : ""}`, "data-id": message.id, "data-seq": message.seq, "data-author": message.author.id },
     el("span", { class: "author" }, message.author.name),
-    message.author.role === "viewer" || message.author.role === "guest" ? null : el("span", { class: "role" }, message.author.role),
-    " ", el("span", { class: "text" }, message.text), " ", remove);
+    audience ? null : el("span", { class: "role" }, message.author.role),
+    " ", el("span", { class: "text" }, message.text), " ", remove,
+    audience ? sanction(message.author, "mute", "Mute") : null,
+    audience ? sanction(message.author, "ban", "Ban") : null);
+}
+
+// Mute (can watch, not talk) or ban (removed from the room) an author for this show.
+function sanction(author, kind, label) {
+  const button = el("button", { type: "button", class: `secondary small ${kind}`, "aria-label": `${label} ${author.name} in this show`,
+    onclick: async () => {
+      button.disabled = true;
+      const ack = await socket.emitWithAck(`member:${kind}`, { author_id: author.id });
+      if (!ack.ok) {
+        button.disabled = false;
+        return flash($("chat-error"), ackError(ack.error));
+      }
+      flash($("chat-error"), "");
+      markSanctioned(author.id, kind, true);
+    } }, label);
+  if (sanctioned.has(`${kind} ${author.id}`)) markButton(button, kind, true);
+  return button;
+}
+
+const sanctioned = new Set(); // "mute a_…" / "ban a_…" seen in this session
+
+function markButton(button, kind, on) {
+  button.disabled = on;
+  button.textContent = on ? (kind === "mute" ? "Muted" : "Banned") : (kind === "mute" ? "Mute" : "Ban");
+}
+
+// Every message of that author shows it, whoever moderated (frames carry it to all hosts).
+function markSanctioned(authorId, kind, on) {
+  if (on) sanctioned.add(`${kind} ${authorId}`);
+  else sanctioned.delete(`${kind} ${authorId}`);
+  for (const button of $("messages").querySelectorAll(`[data-author="${CSS.escape(authorId)}"] button.${kind}`)) markButton(button, kind, on);
+}
+
+// --- Q&A: the host's queue, most votes first ------------------------------------------------
+const questions = new Map(); // id -> Question (open or answering)
+
+function upsertQuestion(question) {
+  if (question.state === "answered" || question.state === "dismissed") questions.delete(question.id);
+  else questions.set(question.id, question);
+  renderQuestions();
+}
+
+function questionNode(question) {
+  const mark = (state, label, secondary = true) => {
+    const button = el("button", { type: "button", class: `${secondary ? "secondary " : ""}small`, "data-mark": state,
+      "aria-label": `${label}: ${question.text}`,
+      onclick: async () => {
+        button.disabled = true;
+        const ack = await socket.emitWithAck("question:mark", { question_id: question.id, state });
+        if (!ack.ok) {
+          button.disabled = false;
+          return flash($("qa-error"), ackError(ack.error));
+        }
+        flash($("qa-error"), "");
+        upsertQuestion(ack.question);
+      } }, label);
+    return button;
+  };
+  return el("li", { class: `question ${question.state}`, "data-id": question.id, "data-state": question.state, "data-votes": question.votes },
+    el("span", { class: "vote", "aria-label": `${question.votes} votes` }, el("span", { "aria-hidden": "true" }, "▲"), " ", String(question.votes)),
+    el("div", { class: "body" },
+      el("span", { class: "author" }, question.author.name), " ",
+      question.state === "answering" ? el("span", { class: "badge answering" }, "Answering now") : null,
+      el("p", { class: "text" }, question.text),
+      el("div", { class: "actions" },
+        question.state === "answering" ? null : mark("answering", "Answer now", false),
+        mark("answered", "Answered"),
+        mark("dismissed", "Dismiss"))));
+}
+
+function renderQuestions() {
+  const list = [...questions.values()].sort((a, b) =>
+    (a.state === "answering" ? 0 : 1) - (b.state === "answering" ? 0 : 1) || b.votes - a.votes || a.seq - b.seq);
+  $("qa-count").textContent = list.length ? `(${list.length})` : "";
+  $("questions").replaceChildren(...(list.length ? list.map(questionNode) : [el("li", { class: "muted" }, "No questions yet")]));
 }
 
 function addMessage(message) {

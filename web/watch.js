@@ -42,6 +42,8 @@ const WORDS = {
     details: "你的資料", name: "姓名", phone: "電話", payment: "付款方式", payLater: "稍後付款", cod: "貨到付款",
     place: "確認訂單", placed: "訂單已確認，多謝！", orderNo: "訂單編號", total: "合計", holdUntil: (t) => `已為你保留至 ${t}`,
     cartEmpty: "購物車是空的", checkout: "結帳", unavailable: "存貨不足", qty: (n) => `× ${n}`, toShop: "正在前往商店…",
+    qa: "問答", ask: "向主持人提問…", askSend: "提問", noQuestions: "未有問題，快啲問吖！", answering: "正在回答", answered: "已回答",
+    upvote: (text) => `支持這個問題：${text}`, votes: (n) => `${n} 票`,
     you: "你", hostBadge: "主持", share: "分享直播", shared: "連結已複製", shareText: (title) => `一齊睇直播：${title}`,
     claimOk: (title, n) => `已把「${title}」加入你的購物車（${n} 件）`,
     claim: { nothing_pinned: "現在沒有可以 +1 的商品", ambiguous: "你想要哪一款？", no_match: "找不到這件商品，請選擇：", sold_out: "已售罄", limit: "你的購物車已達上限", show_not_live: "直播開始後才可以 +1" },
@@ -57,6 +59,8 @@ const WORDS = {
     details: "你的信息", name: "姓名", phone: "电话", payment: "付款方式", payLater: "稍后付款", cod: "货到付款",
     place: "确认订单", placed: "订单已确认，谢谢！", orderNo: "订单号", total: "合计", holdUntil: (t) => `已为你保留至 ${t}`,
     cartEmpty: "购物车是空的", checkout: "结算", unavailable: "库存不足", qty: (n) => `× ${n}`, toShop: "正在前往商店…",
+    qa: "问答", ask: "向主播提问…", askSend: "提问", noQuestions: "还没有问题，来问一个吧！", answering: "正在回答", answered: "已回答",
+    upvote: (text) => `支持这个问题：${text}`, votes: (n) => `${n} 票`,
     you: "你", hostBadge: "主播", share: "分享直播", shared: "链接已复制", shareText: (title) => `一起看直播：${title}`,
     claimOk: (title, n) => `已把“${title}”加入你的购物车（${n} 件）`,
     claim: { nothing_pinned: "现在没有可以 +1 的商品", ambiguous: "你想要哪一款？", no_match: "找不到这件商品，请选择：", sold_out: "已售罄", limit: "你的购物车已达上限", show_not_live: "直播开始后才可以 +1" },
@@ -72,6 +76,8 @@ const WORDS = {
     details: "Your details", name: "Name", phone: "Phone", payment: "Payment", payLater: "Pay later", cod: "Cash on delivery",
     place: "Place order", placed: "Order placed. Thank you!", orderNo: "Order", total: "Total", holdUntil: (t) => `Held for you until ${t}`,
     cartEmpty: "Your cart is empty", checkout: "Check out", unavailable: "Not enough stock", qty: (n) => `× ${n}`, toShop: "Taking you to the shop…",
+    qa: "Q&A", ask: "Ask the host…", askSend: "Ask", noQuestions: "No questions yet: ask the first one!", answering: "Answering now", answered: "Answered",
+    upvote: (text) => `Upvote: ${text}`, votes: (n) => `${n} ${n === 1 ? "vote" : "votes"}`,
     you: "You", hostBadge: "Host", share: "Share this live", shared: "Link copied", shareText: (title) => `Watch live: ${title}`,
     claimOk: (title, n) => `${title} is in your cart (${n})`,
     claim: { nothing_pinned: "Nothing to +1 right now", ambiguous: "Which one?", no_match: "Which product? Choose:", sold_out: "Sold out", limit: "Your cart already holds the most allowed", show_not_live: "+1 opens when the show is live" },
@@ -454,6 +460,100 @@ async function sendChat(text) {
   return true;
 }
 
+// --- Q&A: questions apart from chat, most votes first ----------------------------------------
+const questions = new Map(); // id -> Question
+const myVotes = new Set();
+
+function setQuestions(list, votes) {
+  questions.clear();
+  myVotes.clear();
+  for (const question of list) questions.set(question.id, question);
+  for (const id of votes ?? []) myVotes.add(id);
+  renderQuestions();
+}
+
+function upsertQuestion(question) {
+  if (question.state === "dismissed") questions.delete(question.id);
+  else questions.set(question.id, question);
+  renderQuestions();
+}
+
+function questionNode(question) {
+  const voted = myVotes.has(question.id);
+  const mine = question.author.id === you;
+  const vote = el("button", {
+    type: "button", class: `vote${voted ? " voted" : ""}`, "aria-pressed": String(voted),
+    "aria-label": words.upvote(question.text), disabled: question.state === "answered",
+    onclick: () => voteQuestion(question.id, !voted, vote),
+  }, el("span", { "aria-hidden": "true" }, "▲"), " ", el("span", { class: "n" }, String(question.votes)));
+  const badge = question.state === "answering" || question.state === "answered"
+    ? el("span", { class: `badge ${question.state}` }, words[question.state]) : null;
+  return el("li", { class: `question ${question.state}${mine ? " mine" : ""}`, "data-id": question.id, "data-state": question.state, "data-votes": question.votes },
+    vote,
+    el("div", { class: "body" },
+      el("span", { class: "author" }, mine ? words.you : question.author.name), " ", badge,
+      el("p", { class: "text" }, question.text),
+      el("span", { class: "visually-hidden" }, words.votes(question.votes))));
+}
+
+function renderQuestions() {
+  const rank = { answering: 0, open: 1, answered: 2 };
+  const list = [...questions.values()].sort((a, b) =>
+    (rank[a.state] ?? 1) - (rank[b.state] ?? 1) || b.votes - a.votes || a.seq - b.seq);
+  const waiting = list.filter((q) => q.state === "open" || q.state === "answering").length;
+  $("qa-count").textContent = String(waiting);
+  $("qa-count").hidden = waiting === 0;
+  $("questions").replaceChildren(...(list.length ? list.map(questionNode) : [el("li", { class: "muted" }, words.noQuestions)]));
+}
+
+async function voteQuestion(id, vote, button) {
+  if (!socket) return;
+  button.disabled = true;
+  let ack;
+  try {
+    ack = await socket.timeout(10_000).emitWithAck("question:vote", { question_id: id, vote });
+  } catch {
+    ack = { ok: false, error: { code: "other" } };
+  }
+  if (!ack.ok) {
+    button.disabled = false;
+    flash($("ask-error"), errorText(ack.error));
+    $("ask-error").dataset.code = ack.error.code;
+    return;
+  }
+  if (ack.voted) myVotes.add(id);
+  else myVotes.delete(id);
+  upsertQuestion(ack.question);
+}
+
+async function askQuestion(text) {
+  const errorBox = $("ask-error");
+  errorBox.hidden = true;
+  if (!socket) return false;
+  let ack;
+  try {
+    ack = await socket.timeout(10_000).emitWithAck("question:ask", { text });
+  } catch {
+    ack = { ok: false, error: { code: "other" } };
+  }
+  if (!ack.ok) {
+    flash(errorBox, errorText(ack.error));
+    errorBox.dataset.code = ack.error.code;
+    return false;
+  }
+  upsertQuestion(ack.question);
+  return true;
+}
+
+function selectTab(name) {
+  for (const [tab, panel] of [["tab-chat", "chat-panel"], ["tab-qa", "qa-panel"]]) {
+    const on = tab === `tab-${name}`;
+    $(tab).setAttribute("aria-selected", String(on));
+    $(tab).tabIndex = on ? 0 : -1;
+    $(panel).hidden = !on;
+  }
+}
+
 // --- hearts ---------------------------------------------------------------------------------
 let pendingHearts = 0;
 let heartTimer = null;
@@ -498,6 +598,7 @@ function applyEvent(event) {
   switch (event.type) {
     case "chat.message": addMessage(event); break;
     case "chat.deleted": removeMessage(event.id); break;
+    case "question": upsertQuestion(event); break;
     case "products.pinned": setPinned(event.products); break;
     case "products.stock": setStock(event.stock); break;
     case "reactions": mergeTotals(event.totals); break;
@@ -547,6 +648,7 @@ function joinRoom() {
     you = snap.you.author_id;
     $("messages").replaceChildren();
     for (const message of snap.messages) addMessage(message);
+    setQuestions(snap.questions, snap.my_votes);
     setPinned(snap.pinned_products);
     mergeTotals(snap.reactions);
     setViewers(snap.viewers);
@@ -592,6 +694,11 @@ function label() {
   $("chat-text").placeholder = words.say;
   $("chat-text-label").textContent = words.say;
   $("chat-send").textContent = words.send;
+  $("tab-chat").textContent = words.chat;
+  $("tab-qa-label").textContent = words.qa;
+  $("ask-text").placeholder = words.ask;
+  $("ask-text-label").textContent = words.ask;
+  $("ask-send").textContent = words.askSend;
   $("heart-label").textContent = words.heart;
   $("cart-label").textContent = words.cart;
   $("share-label").textContent = words.share;
@@ -669,6 +776,24 @@ async function main() {
     if (!text) return;
     if (await sendChat(text)) input.value = "";
   });
+  $("ask-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = $("ask-text");
+    const text = input.value.trim();
+    if (!text) return;
+    if (await askQuestion(text)) input.value = "";
+  });
+  $("tab-chat").addEventListener("click", () => selectTab("chat"));
+  $("tab-qa").addEventListener("click", () => selectTab("qa"));
+  // Arrow keys move between the two tabs (the WAI-ARIA tabs pattern).
+  for (const id of ["tab-chat", "tab-qa"]) {
+    $(id).addEventListener("keydown", (event) => {
+      if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+      const next = id === "tab-chat" ? "qa" : "chat";
+      selectTab(next);
+      $(`tab-${next}`).focus();
+    });
+  }
   $("heart").addEventListener("click", tapHeart);
   $("share").addEventListener("click", () => share().catch((error) => showError($("error"), error)));
   $("cart-button").addEventListener("click", () => openCart().catch((error) => showError($("error"), error)));
