@@ -76,10 +76,18 @@ class PlaylistInfo:
 
 
 def read_playlist(path: Path) -> PlaylistInfo | None:
+    text = read_playlist_text(path)
+    return None if text is None else parse_playlist(text)
+
+
+def read_playlist_text(path: Path) -> str | None:
     try:
-        text = path.read_text()
+        return path.read_text()
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+def parse_playlist(text: str) -> PlaylistInfo:
     segments, duration, started = 0, 0.0, None
     for line in text.splitlines():
         if line.startswith("#EXTINF:"):
@@ -90,6 +98,54 @@ def read_playlist(path: Path) -> PlaylistInfo | None:
             segments += 1
     ended = "#EXT-X-ENDLIST" in text
     return PlaylistInfo(segments, round(duration, 3), ended, started)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One run of segments on the playlist's timeline: its wall-clock start (the program
+    date-time), where it starts in the media, and how long it plays."""
+
+    wall: float  # epoch seconds
+    media: float  # seconds from the playlist's start
+    duration: float
+
+
+def read_timeline(text: str) -> list[Span]:
+    """The playlist's segments as wall-clock spans. Each segment's program date-time places
+    it; a segment without one follows on from the one before."""
+    spans: list[Span] = []
+    media, wall = 0.0, None
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            with contextlib.suppress(ValueError):
+                value = line.split(":", 1)[1].replace("Z", "+00:00")
+                wall = datetime.fromisoformat(value).timestamp()
+        elif line.startswith("#EXTINF:"):
+            try:
+                duration = float(line[8:].split(",")[0])
+            except ValueError:
+                continue
+            if wall is None and spans:
+                wall = spans[-1].wall + spans[-1].duration
+            if wall is not None:
+                spans.append(Span(wall, media, duration))
+            media += duration
+            wall = None
+    return spans
+
+
+def media_time(spans: list[Span], wall: float) -> float | None:
+    """Where a wall-clock moment is in the video: inside a segment, its place there; in a
+    gap (the host away), the start of what comes next; before the video, 0; after it, None."""
+    if not spans or wall > spans[-1].wall + spans[-1].duration:
+        return None
+    for span in spans:
+        if wall < span.wall:
+            return span.media  # before this segment (the start, or a gap): it begins here
+        if wall < span.wall + span.duration:
+            return span.media + (wall - span.wall)
+    last = spans[-1]
+    return last.media + last.duration
 
 
 def finish_playlist(path: Path) -> bool:

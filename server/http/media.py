@@ -7,20 +7,30 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from media.hls import PLAYLIST, SEGMENT_NAME, read_playlist
+from media.hls import (
+    PLAYLIST,
+    SEGMENT_NAME,
+    PlaylistInfo,
+    Span,
+    media_time,
+    parse_playlist,
+    read_playlist_text,
+    read_timeline,
+)
 from media.hub import MediaError, MediaHub, Role, Session, StreamReport, StreamStatus
 from media.recorder import Recording
 from server.domain.shows import ShowState
 from server.http import views
-from server.http.contract import PATH, read_limited
+from server.http.contract import PATH, QUERY, read_limited
 from server.http.problems import Problem
 from server.keys import DATABASE, MEDIA, SETTINGS, WATCH
-from server.services import recordings, shows
+from server.services import pins, recordings, shows
 
 SDP = "application/sdp"
 MAX_SDP_BYTES = 64 * 1024
@@ -343,20 +353,60 @@ async def hls_segment(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def _hls_of(
+    request: web.Request, show_id: uuid.UUID
+) -> tuple[PlaylistInfo | None, list[Span]]:
+    """The show's playlist as written so far, and its segments on the wall clock."""
+    hub = request.app[MEDIA]
+    if hub.hls_dir is None:
+        return None, []
+    text = await asyncio.to_thread(read_playlist_text, hub.hls_dir / str(show_id) / PLAYLIST)
+    if text is None:
+        return None, []
+    return parse_playlist(text), read_timeline(text)
+
+
+def _moments(records: list[pins.MomentRecord], spans: list[Span]) -> list[dict[str, Any]]:
+    """Each pin placed on the video's timeline: seconds from its start (a replay skips the
+    times the host was away, so these are not the wall clock's offsets)."""
+    out = []
+    for moment in records:
+        at = media_time(spans, moment.pinned_at.timestamp())
+        if at is None:
+            continue  # pinned after the video ended
+        until = None
+        if moment.unpinned_at is not None:
+            until = media_time(spans, moment.unpinned_at.timestamp())
+            if until is not None and until <= at:
+                continue  # on screen only while the host was away
+        draft = moment.product.draft
+        out.append(
+            {
+                "sku": draft.sku,
+                "title": draft.title,
+                "image_url": draft.image_url,
+                "price": views.money(draft.price),
+                "compare_at_price": views.money(draft.compare_at_price),
+                "stock": draft.stock,
+                "at_s": round(at, 3),
+                "until_s": None if until is None else round(until, 3),
+            }
+        )
+    return out
+
+
 async def get_replay(request: web.Request) -> web.Response:
     show_id: uuid.UUID = request[PATH]["show_id"]
     await shows.access_show(request.app[DATABASE], show_id)
-    hub = request.app[MEDIA]
-    info = None
-    if hub.hls_dir is not None:
-        info = await asyncio.to_thread(read_playlist, hub.hls_dir / str(show_id) / PLAYLIST)
-    writing = str(show_id) in hub.hls
+    info, spans = await _hls_of(request, show_id)
+    writing = str(show_id) in request.app[MEDIA].hls
     if info is not None and info.ended and not writing:
         status = "ready"
     elif writing or info is not None:
         status = "live"
     else:
         status = "none"
+    moments = (await pins.list_moments(request.app[DATABASE], [show_id]))[show_id]
     return views.reply(
         {
             "status": status,
@@ -365,5 +415,42 @@ async def get_replay(request: web.Request) -> web.Response:
             "segments": info.segments if info else 0,
             "duration_s": info.duration_s if info else 0.0,
             "started_at": info.started_at if info else None,
+            "moments": _moments(moments, spans),
         }
     )
+
+
+async def list_product_videos(request: web.Request) -> web.Response:
+    """The videos that sell a product: ready replays of the shows that pinned it, most
+    watched first, each with the product's moments in it. Public, and open to any origin:
+    a brand's product page (web/embed.js data-sku) reads it."""
+    sku: str = request[PATH]["sku"]
+    db = request.app[DATABASE]
+    featuring = await pins.list_shows_featuring(db, sku, limit=request[QUERY]["limit"])
+    moments = await pins.list_moments(db, [show.id for show in featuring])
+    items = []
+    for show in featuring:
+        info, spans = await _hls_of(request, show.id)
+        if info is None or not info.ended or str(show.id) in request.app[MEDIA].hls:
+            continue  # no replay (never published, or not finished)
+        mine = [m for m in _moments(moments[show.id], spans) if m["sku"] == sku]
+        if not mine:
+            continue
+        items.append(
+            {
+                "kind": "replay",
+                "show_id": str(show.id),
+                "title": show.title,
+                "locale": show.locale,
+                "playlist_url": f"/hls/{show.id}/{PLAYLIST}",
+                "watch_url": f"/watch/{show.id}?t={mine[0]['at_s']:g}",
+                "duration_s": info.duration_s,
+                "started_at": info.started_at,
+                "viewers": show.viewers,
+                "peak_viewers": show.peak_viewers,
+                "moments": mine,
+            }
+        )
+    response = views.reply({"sku": sku, "items": items})
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response

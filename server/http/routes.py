@@ -1065,6 +1065,26 @@ OPERATIONS: list[Operation] = [
         roles=ANYONE,
     ),
     Operation(
+        "GET",
+        "/api/v1/products/{sku}/videos",
+        media.list_product_videos,
+        "listProductVideos",
+        "List the videos that sell a product",
+        "catalog",
+        {**_ok("ProductVideoList"), 404: ("No active product with that SKU", "Problem")},
+        query=(
+            Param(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 20, "default": 10},
+                "Most videos to answer.",
+            ),
+        ),
+        description="Replays of ended shows that pinned the product, most watched first (by "
+        "distinct viewers, then the newest), each with the product's moments: when its card "
+        "was on screen, in seconds from the video's start. Public and open to any origin "
+        "(Access-Control-Allow-Origin: *), for the product-page embed (`data-sku`).",
+    ),
+    Operation(
         "PATCH",
         "/api/v1/products/{sku}",
         catalog.update_product,

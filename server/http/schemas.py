@@ -1404,7 +1404,15 @@ SCHEMAS: dict[str, Schema] = {
     "Replay": {
         "type": "object",
         "description": "The show's HLS: live while the show is, the replay once it ended.",
-        "required": ["status", "ready", "playlist_url", "segments", "duration_s", "started_at"],
+        "required": [
+            "status",
+            "ready",
+            "playlist_url",
+            "segments",
+            "duration_s",
+            "started_at",
+            "moments",
+        ],
         "additionalProperties": False,
         "properties": {
             "status": {
@@ -1426,6 +1434,91 @@ SCHEMAS: dict[str, Schema] = {
                     "EXT-X-PROGRAM-DATE-TIME).",
                 }
             ),
+            "moments": {
+                "type": "array",
+                "items": ref("ProductMoment"),
+                "description": "Every product pinned in the show, in pin order, on the video's "
+                "timeline: chapters, and the cards a shoppable replay shows at their moments.",
+            },
+        },
+    },
+    "ProductMoment": {
+        "type": "object",
+        "description": "A product's card on the video's timeline: from at_s to until_s (null: "
+        "to the end), in seconds from the video's start. A replay skips the times the host "
+        "was away, so these follow the video, not the wall clock. Prices are today's.",
+        "required": [
+            "sku",
+            "title",
+            "image_url",
+            "price",
+            "compare_at_price",
+            "stock",
+            "at_s",
+            "until_s",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "sku": SKU,
+            "title": localized(TITLE_MAX),
+            "image_url": nullable({"type": "string"}),
+            "price": ref("Money"),
+            "compare_at_price": nullable(ref("Money")),
+            "stock": {"type": "integer", "minimum": 0},
+            "at_s": {"type": "number", "minimum": 0},
+            "until_s": nullable({"type": "number", "minimum": 0}),
+        },
+    },
+    "ProductVideoList": {
+        "type": "object",
+        "required": ["sku", "items"],
+        "additionalProperties": False,
+        "properties": {
+            "sku": SKU,
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "kind",
+                        "show_id",
+                        "title",
+                        "locale",
+                        "playlist_url",
+                        "watch_url",
+                        "duration_s",
+                        "started_at",
+                        "viewers",
+                        "peak_viewers",
+                        "moments",
+                    ],
+                    "additionalProperties": False,
+                    "properties": {
+                        "kind": {"type": "string", "enum": ["replay"]},
+                        "show_id": {"type": "string", "format": "uuid"},
+                        "title": {"type": "string"},
+                        "locale": {"type": "string"},
+                        "playlist_url": {
+                            "type": "string",
+                            "description": "The HLS playlist (VOD), relative to the server.",
+                        },
+                        "watch_url": {
+                            "type": "string",
+                            "description": "The watch page, starting at the product's first "
+                            "moment.",
+                        },
+                        "duration_s": {"type": "number", "minimum": 0},
+                        "started_at": nullable(DATE_TIME),
+                        "viewers": {"type": "integer", "minimum": 0},
+                        "peak_viewers": {"type": "integer", "minimum": 0},
+                        "moments": {
+                            "type": "array",
+                            "items": ref("ProductMoment"),
+                            "description": "This product's moments, in order.",
+                        },
+                    },
+                },
+            },
         },
     },
     "RecordingList": {

@@ -69,6 +69,41 @@ async def _active(session: AsyncSession, show_id: uuid.UUID) -> list[PinRecord]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class MomentRecord:
+    """A product's time on screen in a show: from its pin to its unpin (None: to the end)."""
+
+    product: ProductRecord
+    pinned_at: datetime
+    unpinned_at: datetime | None
+
+
+async def list_moments(
+    db: Database, show_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[MomentRecord]]:
+    """Every pin of these shows, unpinned ones too, in the order pinned, of products still on
+    sale (a draft, archived or deleted product has nothing to sell in a replay)."""
+    found: dict[uuid.UUID, list[MomentRecord]] = {show_id: [] for show_id in show_ids}
+    if not show_ids:
+        return found
+    async with db.read() as session:
+        rows = await session.execute(
+            select(models.ShowPin, models.Product)
+            .join(models.Product, models.Product.id == models.ShowPin.product_id)
+            .where(
+                models.ShowPin.show_id.in_(show_ids),
+                models.Product.status == ProductStatus.ACTIVE.value,
+                models.Product.deleted_at.is_(None),
+            )
+            .order_by(models.ShowPin.pinned_at, models.ShowPin.id)
+        )
+        for pin, product in rows:
+            found[pin.show_id].append(
+                MomentRecord(ProductRecord.of(product), pin.pinned_at, pin.unpinned_at)
+            )
+    return found
+
+
 async def read_pins(session: AsyncSession, show: models.Show) -> Pins:
     return Pins(show.pins_seq, await _active(session, show.id))
 
@@ -186,3 +221,53 @@ async def access_pinned_stock(db: Database, skus: list[str]) -> dict[str, dict[s
         for show_id, sku, stock in rows:
             found.setdefault(str(show_id), {})[sku] = stock
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class FeaturingShow:
+    """An ended show in which a product was pinned: a replay that can sell it."""
+
+    id: uuid.UUID
+    title: str
+    locale: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    viewers: int  # distinct viewers who joined its room
+    peak_viewers: int
+
+
+async def list_shows_featuring(db: Database, sku: str, *, limit: int) -> list[FeaturingShow]:
+    """Ended shows that pinned the product `sku`, most watched first, then the newest.
+    NotFound when no active product has that SKU."""
+    async with db.read() as session:
+        product_id = await session.scalar(
+            select(models.Product.id).where(
+                models.Product.sku == sku,
+                models.Product.status == ProductStatus.ACTIVE.value,
+                models.Product.deleted_at.is_(None),
+            )
+        )
+        if product_id is None:
+            raise NotFound(f"no product {sku}", field="sku")
+        pinned = select(models.ShowPin.show_id).where(models.ShowPin.product_id == product_id)
+        viewers = (
+            select(func.count())
+            .where(models.ShowAttendance.show_id == models.Show.id)
+            .correlate(models.Show)
+            .scalar_subquery()
+        )
+        rows = await session.execute(
+            select(
+                models.Show.id,
+                models.Show.title,
+                models.Show.locale,
+                models.Show.started_at,
+                models.Show.ended_at,
+                viewers,
+                models.Show.peak_viewers,
+            )
+            .where(models.Show.id.in_(pinned), models.Show.state == "ended")
+            .order_by(viewers.desc(), models.Show.ended_at.desc(), models.Show.id)
+            .limit(limit)
+        )
+        return [FeaturingShow(*row) for row in rows]
