@@ -111,26 +111,30 @@ class Span:
 
 
 def read_timeline(text: str) -> list[Span]:
-    """The playlist's segments as wall-clock spans. Each segment's program date-time places
-    it; a segment without one follows on from the one before."""
+    """The playlist's segments as wall-clock spans. A segment's tags (its #EXTINF and its
+    program date-time, in either order) come before its URI; a segment without a date-time
+    follows on from the one before."""
     spans: list[Span] = []
-    media, wall = 0.0, None
-    for line in text.splitlines():
+    media = 0.0
+    wall: float | None = None
+    duration: float | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
         if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
             with contextlib.suppress(ValueError):
                 value = line.split(":", 1)[1].replace("Z", "+00:00")
                 wall = datetime.fromisoformat(value).timestamp()
         elif line.startswith("#EXTINF:"):
-            try:
+            with contextlib.suppress(ValueError):
                 duration = float(line[8:].split(",")[0])
-            except ValueError:
-                continue
-            if wall is None and spans:
-                wall = spans[-1].wall + spans[-1].duration
-            if wall is not None:
-                spans.append(Span(wall, media, duration))
-            media += duration
-            wall = None
+        elif line and not line.startswith("#"):  # the segment's URI ends its tags
+            if duration is not None:
+                if wall is None and spans:
+                    wall = spans[-1].wall + spans[-1].duration
+                if wall is not None:
+                    spans.append(Span(wall, media, duration))
+                media += duration
+            wall = duration = None
     return spans
 
 

@@ -6,10 +6,14 @@ $SHOWROOM_SCREENSHOTS (default: the test's tmp_path)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +22,11 @@ import pytest
 from server.app import create_app
 from server.config import Settings
 from server.keys import OPENAPI
+from server.store import models
 from server.store.db import Database
 from server.store.migrate import upgrade
 from tests.conftest import Api, create_product, create_show, host_token, unavailable, viewer_token
+from tests.media_peers import FFMPEG
 
 CHROMIUM = "/usr/bin/chromium"
 PHONE = {"width": 390, "height": 844}
@@ -491,3 +497,133 @@ async def test_the_embed_on_a_brands_page_of_another_site(
     assert errors == []
     await own.close()
     await page.close()
+
+
+async def film(folder: Path, seconds: int = 8) -> datetime:
+    """A show's HLS as the server leaves it when the show ends (VOD, 2 s H.264 segments, each
+    with its program date-time), made by ffmpeg from a test pattern. When it starts."""
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    process = await asyncio.create_subprocess_exec(
+        *(FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi"),
+        *("-i", f"testsrc2=size=320x240:rate=25:duration={seconds}"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline"),
+        *("-pix_fmt", "yuv420p", "-g", "50", "-f", "hls", "-hls_time", "2"),
+        *("-hls_playlist_type", "vod", "-hls_flags", "program_date_time"),
+        *("-hls_segment_filename", str(folder / "seg-%06d.ts"), str(folder / "index.m3u8")),
+    )
+    assert await process.wait() == 0
+    playlist = folder / "index.m3u8"
+    # The server writes RFC 3339 times (Z), as the API answers them.
+    text = re.sub(r"([+-]00):?00$", "Z", await asyncio.to_thread(playlist.read_text), flags=re.M)
+    await asyncio.to_thread(playlist.write_text, text)
+    first = re.search(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", text)
+    assert first is not None, text
+    return datetime.fromisoformat(first.group(1).replace("Z", "+00:00"))
+
+
+async def test_the_replay_shows_each_product_at_its_moment_and_embeds_by_sku(
+    browser: Any,
+    server: tuple[str, Api],
+    db: Database,
+    admin: str,
+    settings: Settings,
+    aiohttp_server: Any,
+    shots: Path,
+) -> None:
+    from aiohttp import web
+    from sqlalchemy import select, update
+
+    base, api = server
+    await create_product(api, admin, SKU, image_url=IMAGE, stock=5)
+    await create_product(api, admin, "TEE-M", stock=5, image_url=None)
+    show = await create_show(api, admin, title="Winter skincare live", locale="en")
+    token = await host_token(db, show["id"])
+    assert (await api.call("POST", f"/api/v1/shows/{show['id']}/start", auth=token)).status == 200
+    for sku in (SKU, "TEE-M"):
+        pinned = await api.call(
+            "POST", f"/api/v1/shows/{show['id']}/pins", auth=admin, json_body={"sku": sku}
+        )
+        assert pinned.status == 200, pinned.text
+    assert (await api.call("POST", f"/api/v1/shows/{show['id']}/end", auth=token)).status == 200
+    start = await film(Path(settings.data_dir) / "hls" / show["id"])
+    # The serum was on screen from 1 s to 4 s into the video, the tee from 5 s to the end.
+    async with db.transaction() as session:
+        for sku, since, until in ((SKU, 1, 4), ("TEE-M", 5, None)):
+            product = await session.scalar(
+                select(models.Product.id).where(models.Product.sku == sku)
+            )
+            await session.execute(
+                update(models.ShowPin)
+                .where(
+                    models.ShowPin.show_id == uuid.UUID(show["id"]),
+                    models.ShowPin.product_id == product,
+                )
+                .values(
+                    pinned_at=start + timedelta(seconds=since),
+                    unpinned_at=None if until is None else start + timedelta(seconds=until),
+                )
+            )
+    errors: list[str] = []
+
+    watch = await browser.new_page(viewport=PHONE)
+    watch_errors(watch, "replay", errors, base)
+    await watch.goto(f"{base}/watch/{show['id']}?t=5.5")
+    await watch.wait_for_selector("body[data-replay='1']")
+    assert await watch.inner_text("#state") == "Replay"
+    await watch.wait_for_function(
+        "document.getElementById('player').currentTime > 5.5", timeout=20_000
+    )
+    # From 5 s: the tee's card alone.
+    await watch.wait_for_selector("body[data-cards='TEE-M']")
+    assert await watch.locator("#pinned [data-sku]").count() == 1
+    # The chapters jump to each product's moment: the serum's card comes back at 1 s.
+    chapters = watch.locator("#chapters button.chapter")
+    assert await chapters.count() == 2
+    assert "0:01" in await chapters.nth(0).inner_text()
+    await watch.click(f"#chapters button[data-sku='{SKU}']")
+    await watch.wait_for_selector(f"body[data-cards='{SKU}']")
+    card = watch.locator(f"#pinned [data-sku='{SKU}']")
+    assert "Only 5 left" in await card.inner_text()
+    # The replay sells: the card opens and the product goes in the cart.
+    await card.locator("button").click()
+    await watch.click("#add-to-cart")
+    await watch.wait_for_function("document.getElementById('cart-count').textContent === '1'")
+    await watch.keyboard.press("Escape")
+    assert await watch.is_disabled("#chat-send")  # chat closed with the show
+    await watch.screenshot(path=str(shots / "watch-phone-replay.png"))
+
+    # On a brand's product page (another site), data-sku embeds that replay at the moment
+    # the product was pinned; a product with no video leaves the page as it was.
+    page_html = {
+        "/serum": f"""<!doctype html><html><body><h1>Serum</h1>
+<script>window.events = [];
+document.addEventListener("showroom:ready", (e) => window.events.push(e.detail));</script>
+<script src="{base}/embed.js" data-sku="{SKU}"></script></body></html>""",
+        "/tee-l": f"""<!doctype html><html><body><h1>Tee L</h1>
+<script>window.none = [];
+document.addEventListener("showroom:no_videos", (e) => window.none.push(e.detail));</script>
+<script src="{base}/embed.js" data-sku="NOTHING-HERE"></script></body></html>""",
+    }
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(text=page_html[request.path], content_type="text/html")
+
+    brand = web.Application()
+    for path in page_html:
+        brand.router.add_get(path, serve)
+    site = await aiohttp_server(brand)
+    page = await browser.new_page(viewport=PHONE)
+    page.on("pageerror", lambda e: errors.append(f"brand page: {e}"))
+    await page.goto(f"http://localhost:{site.port}/serum")
+    frame = page.frame_locator("iframe")
+    await frame.locator("body[data-replay='1']").wait_for()
+    await frame.locator(f"body[data-cards='{SKU}']").wait_for(timeout=20_000)
+    await page.wait_for_function("window.events.length === 1")
+    assert (await page.evaluate("window.events"))[0]["show_id"] == show["id"]
+    assert await page.get_attribute(".showroom-embed", "data-sku") == SKU
+    await page.goto(f"http://localhost:{site.port}/tee-l")
+    await page.wait_for_function("window.none.length === 1")
+    assert await page.locator("iframe").count() == 0
+    assert errors == []
+    await page.close()
+    await watch.close()

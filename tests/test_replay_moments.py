@@ -61,6 +61,14 @@ def test_wall_clock_moments_map_onto_the_replays_timeline() -> None:
         f"#EXT-X-PROGRAM-DATE-TIME:{_iso(T0 + timedelta(seconds=2))}\n", ""
     )
     assert [s.wall - T0.timestamp() for s in read_timeline(text)] == [0, 2]
+    # Tags in either order before the URI (ffmpeg writes the date-time after #EXTINF).
+    swapped = "#EXTM3U\n#EXTINF:2.0,\n#EXT-X-PROGRAM-DATE-TIME:2026-12-01T12:00:00.000+0000\n"
+    swapped += "seg-000000.ts\n#EXTINF:1.5,\n#EXT-X-PROGRAM-DATE-TIME:2026-12-01T12:00:10Z\n"
+    swapped += "seg-000001.ts\n#EXT-X-ENDLIST\n"
+    assert read_timeline(swapped) == [
+        Span(T0.timestamp(), 0.0, 2.0),
+        Span(T0.timestamp() + 10, 2.0, 1.5),
+    ]
 
 
 async def _pin(api: Api, admin: str, show_id: str, sku: str) -> None:

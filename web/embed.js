@@ -1,8 +1,14 @@
 // Showroom on a brand's own page, with one script tag:
 //
 //   <script src="https://SHOWROOM/embed.js" data-show="SHOW_ID" async></script>
+//   <script src="https://SHOWROOM/embed.js" data-sku="SKU" async></script>
 //
-// It puts the show's watch page in an iframe right after the tag (the video, the pinned
+// data-show embeds that show (live, or its replay once it ended); data-sku embeds the
+// product's best video (GET /api/v1/products/{sku}/videos: a replay of a show that pinned
+// it, most watched first, starting where it was pinned), or nothing, with a
+// `showroom:no_videos` {sku} event on the page, when it has none.
+//
+// It puts the watch page in an iframe right after the tag (the video, the pinned
 // products, chat and hearts) and turns what the viewer does there into DOM events on the
 // iframe's wrapper, so the brand's own cart can take over:
 //
@@ -26,44 +32,65 @@
   const origin = new URL(script.src).origin;
   const data = script.dataset;
   const show = (data.show || "").trim();
-  if (!show) {
-    console.error("Showroom embed: set data-show to the show's id");
+  const sku = (data.sku || "").trim();
+  if (!show && !sku) {
+    console.error("Showroom embed: set data-show to a show's id, or data-sku to a product's SKU");
     return;
   }
-  const url = new URL(`/watch/${encodeURIComponent(show)}`, origin);
-  url.searchParams.set("embed", "1");
-  url.searchParams.set("parent", window.location.origin);
-  if (data.cart === "host") url.searchParams.set("cart", "host");
-  if (data.token) url.hash = `token=${encodeURIComponent(data.token)}`;
 
-  const wrapper = document.createElement("div");
-  wrapper.className = "showroom-embed";
-  wrapper.dataset.show = show;
-  wrapper.style.cssText = "position:relative;width:100%;max-width:480px;";
-  const frame = document.createElement("iframe");
-  frame.src = url.href;
-  frame.title = data.title || "Live shopping";
-  frame.allow = "autoplay; fullscreen; picture-in-picture; clipboard-write";
-  frame.setAttribute("allowfullscreen", "");
-  frame.loading = "lazy";
-  frame.referrerPolicy = "origin";
-  frame.style.cssText = `display:block;width:100%;border:0;border-radius:12px;background:#000;${
-    data.height ? `height:${data.height};` : "aspect-ratio:9/16;max-height:90vh;"
-  }`;
-  wrapper.appendChild(frame);
-  script.insertAdjacentElement("afterend", wrapper);
+  function mount(path, attributes) {
+    const url = new URL(path, origin);
+    url.searchParams.set("embed", "1");
+    url.searchParams.set("parent", window.location.origin);
+    if (data.cart === "host") url.searchParams.set("cart", "host");
+    if (data.token) url.hash = `token=${encodeURIComponent(data.token)}`;
 
-  window.addEventListener("message", (event) => {
-    if (event.origin !== origin || event.source !== frame.contentWindow) return;
-    const message = event.data;
-    if (!message || message.source !== "showroom" || typeof message.type !== "string") return;
-    if (!message.type.startsWith("showroom:")) return;
-    const proceed = wrapper.dispatchEvent(
-      new CustomEvent(message.type, { detail: message.detail || {}, bubbles: true, cancelable: true }),
-    );
-    if (message.type === "showroom:handoff" && proceed) {
-      const target = new URL(String(message.detail && message.detail.url), window.location.href);
-      if (target.protocol === "https:" || target.protocol === "http:") window.location.assign(target.href);
-    }
-  });
+    const wrapper = document.createElement("div");
+    wrapper.className = "showroom-embed";
+    for (const [key, value] of Object.entries(attributes)) wrapper.dataset[key] = value;
+    wrapper.style.cssText = "position:relative;width:100%;max-width:480px;";
+    const frame = document.createElement("iframe");
+    frame.src = url.href;
+    frame.title = data.title || "Live shopping";
+    frame.allow = "autoplay; fullscreen; picture-in-picture; clipboard-write";
+    frame.setAttribute("allowfullscreen", "");
+    frame.loading = "lazy";
+    frame.referrerPolicy = "origin";
+    frame.style.cssText = `display:block;width:100%;border:0;border-radius:12px;background:#000;${
+      data.height ? `height:${data.height};` : "aspect-ratio:9/16;max-height:90vh;"
+    }`;
+    wrapper.appendChild(frame);
+    script.insertAdjacentElement("afterend", wrapper);
+
+    window.addEventListener("message", (event) => {
+      if (event.origin !== origin || event.source !== frame.contentWindow) return;
+      const message = event.data;
+      if (!message || message.source !== "showroom" || typeof message.type !== "string") return;
+      if (!message.type.startsWith("showroom:")) return;
+      const proceed = wrapper.dispatchEvent(
+        new CustomEvent(message.type, { detail: message.detail || {}, bubbles: true, cancelable: true }),
+      );
+      if (message.type === "showroom:handoff" && proceed) {
+        const target = new URL(String(message.detail && message.detail.url), window.location.href);
+        if (target.protocol === "https:" || target.protocol === "http:") window.location.assign(target.href);
+      }
+    });
+  }
+
+  if (show) {
+    mount(`/watch/${encodeURIComponent(show)}`, { show });
+    return;
+  }
+  // A product page: the product's best video (a replay starting where it was pinned), or
+  // nothing at all when it has none (the page stays as it was).
+  const none = () =>
+    script.dispatchEvent(new CustomEvent("showroom:no_videos", { detail: { sku }, bubbles: true }));
+  fetch(`${origin}/api/v1/products/${encodeURIComponent(sku)}/videos?limit=1`)
+    .then((response) => (response.ok ? response.json() : { items: [] }))
+    .then((list) => {
+      const [best] = list.items || [];
+      if (best) mount(best.watch_url, { sku, show: best.show_id });
+      else none();
+    })
+    .catch(none);
 })();

@@ -4,6 +4,7 @@
 // Text from people and the catalog is always put in the page as text, never as HTML.
 import { api, chooseLocale, el, formatMoney, formatTime, newKey, pick, showError, showIdFromPath } from "/web/common.js";
 import { play } from "/web/media.js";
+import { clock, momentsAt, playReplay } from "/web/replay.js";
 import { io } from "/vendor/socket.io.esm.min.js";
 
 const ACTIVE_REPORT_MS = 5 * 60_000; // an interaction is reported at most this often
@@ -34,7 +35,8 @@ function cardDetail(product) {
 const WORDS = {
   "zh-HK": {
     video: { connecting: "連線中…", playing: "", waiting: "主持人即將開始", retrying: "重新連線中…", ended: "直播已結束", host_reconnecting: "主持人重新連線中…", scheduled: "直播即將開始" },
-    state: { scheduled: "即將開始", live: "直播中", ended: "已結束", cancelled: "已取消" },
+    state: { scheduled: "即將開始", live: "直播中", ended: "已結束", cancelled: "已取消", replay: "重溫" },
+    chapters: "商品時刻", chapter: (t, title) => `${t} ${title}`,
     points: (n) => `${n} 積分`, about: "節目", products: "直播商品", starts: "開始時間", host: "主持", video_: "直播",
     left: (n) => `只剩 ${n} 件`, soldOut: "售罄", viewers: (n) => `${n} 人觀看`, cart: "購物車",
     chat: "聊天", say: "留言…", send: "發送", heart: "送心", hearts: (n) => `${n} ♥`,
@@ -51,7 +53,8 @@ const WORDS = {
   },
   "zh-CN": {
     video: { connecting: "连接中…", playing: "", waiting: "主持人即将开始", retrying: "重新连接中…", ended: "直播已结束", host_reconnecting: "主持人重新连接中…", scheduled: "直播即将开始" },
-    state: { scheduled: "即将开始", live: "直播中", ended: "已结束", cancelled: "已取消" },
+    state: { scheduled: "即将开始", live: "直播中", ended: "已结束", cancelled: "已取消", replay: "回放" },
+    chapters: "商品时刻", chapter: (t, title) => `${t} ${title}`,
     points: (n) => `${n} 积分`, about: "节目", products: "直播商品", starts: "开始时间", host: "主持", video_: "直播",
     left: (n) => `仅剩 ${n} 件`, soldOut: "售罄", viewers: (n) => `${n} 人观看`, cart: "购物车",
     chat: "聊天", say: "说点什么…", send: "发送", heart: "点赞", hearts: (n) => `${n} ♥`,
@@ -68,7 +71,8 @@ const WORDS = {
   },
   en: {
     video: { connecting: "Connecting…", playing: "", waiting: "The host is about to start", retrying: "Reconnecting…", ended: "The live has ended", host_reconnecting: "The host is reconnecting…", scheduled: "The live starts soon" },
-    state: { scheduled: "Coming up", live: "Live", ended: "Ended", cancelled: "Cancelled" },
+    state: { scheduled: "Coming up", live: "Live", ended: "Ended", cancelled: "Cancelled", replay: "Replay" },
+    chapters: "Products in this video", chapter: (t, title) => `${t} ${title}`,
     points: (n) => `${n} points`, about: "Show", products: "Products in this live", starts: "Starts", host: "Host", video_: "Live video",
     left: (n) => `Only ${n} left`, soldOut: "Sold out", viewers: (n) => `${n} watching`, cart: "Cart",
     chat: "Chat", say: "Say something…", send: "Send", heart: "Send a heart", hearts: (n) => `${n} ♥`,
@@ -100,6 +104,7 @@ let connection = "connecting";
 const totals = {};
 const counted = new Set(); // product:seen steps already sent
 let sheetSku = null;
+let replaying = false; // the show ended and its replay plays
 
 function errorText(error) {
   const text = words.errors[error?.code];
@@ -115,6 +120,11 @@ function flash(target, text) {
 // --- video ----------------------------------------------------------------------------------
 function renderPlayerState() {
   const status = $("player-state");
+  if (replaying) {
+    status.textContent = "";
+    status.dataset.state = "replay";
+    return;
+  }
   if (show.state !== "live") status.textContent = show.state === "scheduled" ? words.video.scheduled : words.video.ended;
   else if (hostStream === "host_reconnecting") status.textContent = words.video.host_reconnecting;
   // Nothing to play until the host broadcasts: say so rather than "reconnecting".
@@ -141,7 +151,7 @@ function setShowState(state) {
     player?.stop();
     connection = "ended";
     // Chat and hearts close with the show.
-    for (const control of [...$("chat-form").elements, $("heart")]) control.disabled = true;
+    for (const control of [...$("chat-form").elements, ...$("ask-form").elements, $("heart")]) control.disabled = true;
   }
   renderPlayerState();
 }
@@ -156,6 +166,43 @@ function showPoints(balance) {
     badge.classList.add("rise");
     setTimeout(() => badge.classList.remove("rise"), 400);
   }
+}
+
+// --- the replay: the show's video after it ended, its products at their moments ---------------
+async function startReplay() {
+  const replay = await api(`/api/v1/shows/${show.id}/replay`, { token });
+  if (!replay.ready) return;
+  replaying = true;
+  document.body.dataset.replay = "1";
+  $("state").textContent = words.state.replay;
+  $("state").className = "state replay";
+  renderPlayerState();
+  const video = $("player");
+  const moments = replay.moments;
+  const startAt = Number(query.get("t"));
+  player = await playReplay(video, replay.playlist_url, Number.isFinite(startAt) && startAt > 0 ? startAt : 0);
+  let shown = null;
+  const follow = () => {
+    const now = momentsAt(moments, video.currentTime);
+    const key = now.map((m) => m.sku).join(" ");
+    if (key === shown) return;
+    shown = key;
+    setPinned(now.map((m) => ({ ...m, flash_ends_at: null })));
+    document.body.dataset.cards = key;
+  };
+  video.addEventListener("timeupdate", follow);
+  video.addEventListener("seeked", follow);
+  follow();
+  // Chapters: a product's first moment, to jump to.
+  const firsts = moments.filter((m, i) => moments.findIndex((o) => o.sku === m.sku) === i);
+  $("chapters").replaceChildren(...firsts.map((m) => el("li", {},
+    el("button", { type: "button", class: "chapter secondary", "data-sku": m.sku, "data-at": m.at_s,
+      onclick: () => { video.currentTime = m.at_s; video.play().catch(() => {}); } },
+    el("span", { class: "at" }, clock(m.at_s)), " ", pick(m.title, locale)))));
+  $("chapters-nav").hidden = firsts.length === 0;
+  // The show's questions stay with its replay.
+  const asked = await api(`/api/v1/shows/${show.id}/questions?state=answering,answered,open`, { token });
+  setQuestions(asked.items, []);
 }
 
 // --- pinned product cards ---------------------------------------------------------------------
@@ -483,7 +530,7 @@ function questionNode(question) {
   const mine = question.author.id === you;
   const vote = el("button", {
     type: "button", class: `vote${voted ? " voted" : ""}`, "aria-pressed": String(voted),
-    "aria-label": words.upvote(question.text), disabled: question.state === "answered",
+    "aria-label": words.upvote(question.text), disabled: question.state === "answered" || !socket,
     onclick: () => voteQuestion(question.id, !voted, vote),
   }, el("span", { "aria-hidden": "true" }, "▲"), " ", el("span", { class: "n" }, String(question.votes)));
   const badge = question.state === "answering" || question.state === "answered"
@@ -702,6 +749,7 @@ function label() {
   $("heart-label").textContent = words.heart;
   $("cart-label").textContent = words.cart;
   $("share-label").textContent = words.share;
+  $("chapters-h").textContent = words.chapters;
   $("share").title = words.share;
   $("share").hidden = show.state !== "live" && show.state !== "scheduled";
   for (const button of document.querySelectorAll("[data-close]")) {
@@ -803,6 +851,7 @@ async function main() {
   setInterval(tickAll, 1000);
 
   if (show.state === "live" || show.state === "scheduled") joinRoom();
+  else if (show.state === "ended") startReplay().catch((error) => showError($("error"), error));
   refreshCart().catch(() => {});
   tell("ready", { title: show.title, state: show.state, locale });
   if (token && !token.startsWith("shr_guest_")) showPoints((await api("/api/v1/me/points", { token })).balance);

@@ -1,0 +1,49 @@
+// The replay: the show's live HLS, finished as VOD when the show ended, played with hls.js
+// (from npm, served at /vendor/hls.min.js) or the browser's own HLS player (Safari), with
+// the show's products on screen at the moments they were pinned (the replay's `moments`,
+// already on the video's timeline: GET /api/v1/shows/{id}/replay).
+
+let loading = null;
+
+function loadHls() {
+  loading ??= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = "/vendor/hls.min.js";
+    script.onload = () => resolve(window.Hls);
+    script.onerror = () => reject(new Error("the HLS player did not load"));
+    document.head.append(script);
+  });
+  return loading;
+}
+
+// Plays `url` in `video` from `startAt` seconds. Answers {stop()}.
+export async function playReplay(video, url, startAt = 0) {
+  const Hls = video.canPlayType("application/vnd.apple.mpegurl") ? null : await loadHls();
+  if (Hls && Hls.isSupported()) {
+    const hls = new Hls({ startPosition: startAt > 0 ? startAt : -1 });
+    hls.on(Hls.Events.ERROR, (_event, data) => {
+      if (!data.fatal) return;
+      if (data.type === Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad(); // a dropped connection: retry
+      else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+    });
+    hls.loadSource(url);
+    hls.attachMedia(video);
+    return { stop: () => hls.destroy() };
+  }
+  video.src = url; // Safari, iOS: HLS natively
+  if (startAt > 0) video.addEventListener("loadedmetadata", () => { video.currentTime = startAt; }, { once: true });
+  return { stop: () => { video.removeAttribute("src"); video.load(); } };
+}
+
+// The moments whose card is on screen at `t` seconds.
+export function momentsAt(moments, t) {
+  return moments.filter((m) => m.at_s <= t && (m.until_s === null || t < m.until_s));
+}
+
+export function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(h ? 2 : 1, "0");
+  const ss = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
