@@ -30,6 +30,12 @@ def add_pages(app: web.Application, web_dir: Path) -> None:
     # hls.js, from npm, for pages that play live HLS or a replay where Safari's player is not.
     hls = web_dir.parent / "node_modules/hls.js/dist/hls.min.js"
     app.router.add_get("/vendor/hls.min.js", _page(hls), name="vendor:hls.js")
+    # uPlot, from npm, for the admin page's charts: its ES module build and its stylesheet.
+    uplot = web_dir.parent / "node_modules/uplot/dist"
+    app.router.add_get("/vendor/uPlot.esm.js", _page(uplot / "uPlot.esm.js"), name="vendor:uplot")
+    app.router.add_get(
+        "/vendor/uPlot.min.css", _page(uplot / "uPlot.min.css"), name="vendor:uplot.css"
+    )
 
 
 def _page(file: Path):  # type: ignore[no-untyped-def]
