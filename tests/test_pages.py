@@ -627,3 +627,56 @@ document.addEventListener("showroom:no_videos", (e) => window.none.push(e.detail
     assert errors == []
     await page.close()
     await watch.close()
+
+
+async def test_the_watch_page_falls_back_to_live_hls_when_webrtc_cannot_connect(
+    browser: Any, server: tuple[str, Api], db: Database, admin: str, settings: Settings
+) -> None:
+    base, api = server
+    show = await create_show(api, admin, title="Behind a firewall", locale="en")
+    token = await host_token(db, show["id"])
+    assert (await api.call("POST", f"/api/v1/shows/{show['id']}/start", auth=token)).status == 200
+    # The show's live HLS as the server writes it while the host publishes (an EVENT
+    # playlist, still growing).
+    folder = Path(settings.data_dir) / "hls" / show["id"]
+    await film(folder)
+    playlist = folder / "index.m3u8"
+    text = await asyncio.to_thread(playlist.read_text)
+    live = text.replace("#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-PLAYLIST-TYPE:EVENT")
+    await asyncio.to_thread(playlist.write_text, live.replace("#EXT-X-ENDLIST\n", ""))
+    errors: list[str] = []
+
+    # A network where WHEP never gets through (the request fails every time).
+    blocked = await browser.new_page(viewport=PHONE)
+    watch_errors(blocked, "blocked", errors, base)
+    whep: list[str] = []
+
+    async def refuse(route: Any) -> None:
+        whep.append(route.request.url)
+        await route.abort()
+
+    await blocked.route("**/whep/**", refuse)
+    await blocked.goto(f"{base}/watch/{show['id']}")
+    await blocked.wait_for_selector("body[data-transport='webrtc']")
+    await blocked.wait_for_selector("body[data-transport='hls']", timeout=20_000)
+    assert len(whep) == 3  # three attempts, then HLS
+    await blocked.wait_for_function(
+        "document.getElementById('player').currentTime > 0.5", timeout=20_000
+    )
+    assert await blocked.evaluate("document.getElementById('player').videoWidth") == 320
+    await blocked.wait_for_function(
+        "document.getElementById('player-state').dataset.state === 'playing'"
+    )
+
+    # A browser without WebRTC at all goes straight to HLS.
+    bare = await browser.new_page(viewport=PHONE)
+    watch_errors(bare, "no webrtc", errors, base)
+    await bare.add_init_script("delete window.RTCPeerConnection")
+    await bare.goto(f"{base}/watch/{show['id']}")
+    await bare.wait_for_selector("body[data-transport='hls']")
+    await bare.wait_for_function(
+        "document.getElementById('player').currentTime > 0.5", timeout=20_000
+    )
+    assert errors == []
+    await blocked.close()
+    await bare.close()

@@ -82,8 +82,12 @@ export async function publish(showId, stream, token) {
 
 // Play /whep/{showId} in `video`, coming back on its own after a network drop or before the
 // host has started. onState(text) reports "connecting", "playing", "waiting" or "retrying".
-export function play(showId, video, onState = () => {}) {
+// onFailure(n) hears each failed attempt to connect (n in a row; the host not broadcasting
+// yet is not a failure), so a page can give up on WebRTC and play HLS instead.
+export function play(showId, video, onState = () => {}, onFailure = () => {}) {
   let pc = null;
+  let failures = 0;
+  const failed = () => onFailure(++failures);
   let location = null;
   let stopped = false;
   let timer = null;
@@ -110,8 +114,14 @@ export function play(showId, video, onState = () => {}) {
     const mine = pc;
     pc.addEventListener("connectionstatechange", () => {
       if (mine !== pc) return;
-      if (pc.connectionState === "connected") onState("playing");
-      if (pc.connectionState === "failed") retry(1);
+      if (pc.connectionState === "connected") {
+        failures = 0;
+        onState("playing");
+      }
+      if (pc.connectionState === "failed") {
+        failed();
+        retry(1);
+      }
     });
     try {
       location = await exchange(pc, new URL(`/whep/${showId}`, window.location.href).toString());
@@ -122,6 +132,7 @@ export function play(showId, video, onState = () => {}) {
       } else if (error.status === 409) {
         onState("ended");
       } else {
+        failed();
         retry(3);
       }
     }

@@ -16,19 +16,26 @@ function loadHls() {
   return loading;
 }
 
-// Plays `url` in `video` from `startAt` seconds. Answers {stop()}.
-export async function playReplay(video, url, startAt = 0) {
+// Plays `url` in `video` from `startAt` seconds (a replay), or near the live edge with
+// `live` (the show's live HLS, where WebRTC cannot play). Answers {stop()}.
+export async function playReplay(video, url, startAt = 0, { live = false } = {}) {
   const Hls = video.canPlayType("application/vnd.apple.mpegurl") ? null : await loadHls();
   if (Hls && Hls.isSupported()) {
-    const hls = new Hls({ startPosition: startAt > 0 ? startAt : -1 });
+    // Live: two segments (about 4 s) behind the edge rather than hls.js's default three.
+    const hls = new Hls(live ? { liveSyncDurationCount: 2 } : { startPosition: startAt > 0 ? startAt : -1 });
+    let retry = null;
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal) return;
-      if (data.type === Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad(); // a dropped connection: retry
-      else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      else if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+        // A dropped connection, or no playlist yet (the host has not started): try again.
+        clearTimeout(retry);
+        retry = setTimeout(() => (data.details === "manifestLoadError" ? hls.loadSource(url) : hls.startLoad()), 2000);
+      }
     });
     hls.loadSource(url);
     hls.attachMedia(video);
-    return { stop: () => hls.destroy() };
+    return { stop: () => { clearTimeout(retry); hls.destroy(); } };
   }
   video.src = url; // Safari, iOS: HLS natively
   if (startAt > 0) video.addEventListener("loadedmetadata", () => { video.currentTime = startAt; }, { once: true });

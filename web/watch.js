@@ -133,13 +133,42 @@ function renderPlayerState() {
   status.dataset.state = connection;
 }
 
+const WEBRTC_ATTEMPTS = 3; // failed WHEP connections in a row before HLS takes over
+
 function startPlayer() {
   if (player || show.state !== "live") return;
+  if (!window.RTCPeerConnection) {
+    startLiveHls().catch((error) => showError($("error"), error));
+    return;
+  }
+  document.body.dataset.transport = "webrtc";
   player = play(show.id, $("player"), (state) => {
     connection = state;
     renderPlayerState();
     onPlayerState();
+  }, (failures) => {
+    // WebRTC cannot get through here (a network that blocks UDP, say): HLS over HTTPS can.
+    if (failures < WEBRTC_ATTEMPTS || document.body.dataset.transport !== "webrtc") return;
+    player?.stop();
+    player = null;
+    startLiveHls().catch((error) => showError($("error"), error));
   });
+}
+
+// The show's live HLS: a few seconds behind WebRTC, but it plays wherever HTTP does. Watch
+// time is credited only to WebRTC sessions the server relays (docs/realtime.md).
+async function startLiveHls() {
+  document.body.dataset.transport = "hls";
+  connection = "connecting";
+  renderPlayerState();
+  const video = $("player");
+  video.addEventListener("playing", () => {
+    connection = "playing";
+    renderPlayerState();
+    onPlayerState();
+  });
+  player = await playReplay(video, `/hls/${show.id}/index.m3u8`, 0, { live: true });
+  player.session = () => null;
 }
 
 function setShowState(state) {
