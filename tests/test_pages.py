@@ -636,14 +636,25 @@ async def test_the_watch_page_falls_back_to_live_hls_when_webrtc_cannot_connect(
     show = await create_show(api, admin, title="Behind a firewall", locale="en")
     token = await host_token(db, show["id"])
     assert (await api.call("POST", f"/api/v1/shows/{show['id']}/start", auth=token)).status == 200
-    # The show's live HLS as the server writes it while the host publishes (an EVENT
-    # playlist, still growing).
+    # The show's live HLS as the server writes it while the host publishes: an EVENT
+    # playlist that grows by a 2 s segment every 2 s.
     folder = Path(settings.data_dir) / "hls" / show["id"]
-    await film(folder)
+    await film(folder, seconds=30)
     playlist = folder / "index.m3u8"
     text = await asyncio.to_thread(playlist.read_text)
-    live = text.replace("#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-PLAYLIST-TYPE:EVENT")
-    await asyncio.to_thread(playlist.write_text, live.replace("#EXT-X-ENDLIST\n", ""))
+    text = text.replace("#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-PLAYLIST-TYPE:EVENT")
+    text = text.replace("#EXT-X-ENDLIST\n", "")
+    head, *segments = re.split(r"(?m)^(?=#EXTINF)", text)
+    partial = folder / "index.m3u8.tmp"
+
+    async def grow() -> None:
+        for n in range(3, len(segments) + 1):
+            # Replaced whole, as the server does (a player never reads half a playlist).
+            await asyncio.to_thread(partial.write_text, head + "".join(segments[:n]))
+            await asyncio.to_thread(os.replace, partial, playlist)
+            await asyncio.sleep(2)
+
+    growing = asyncio.create_task(grow())
     errors: list[str] = []
 
     # A network where WHEP never gets through (the request fails every time).
@@ -678,5 +689,6 @@ async def test_the_watch_page_falls_back_to_live_hls_when_webrtc_cannot_connect(
         "document.getElementById('player').currentTime > 0.5", timeout=20_000
     )
     assert errors == []
+    growing.cancel()
     await blocked.close()
     await bare.close()

@@ -19,7 +19,9 @@ function loadHls() {
 // Plays `url` in `video` from `startAt` seconds (a replay), or near the live edge with
 // `live` (the show's live HLS, where WebRTC cannot play). Answers {stop()}.
 export async function playReplay(video, url, startAt = 0, { live = false } = {}) {
-  const Hls = video.canPlayType("application/vnd.apple.mpegurl") ? null : await loadHls();
+  // hls.js wherever Media Source Extensions are (its retries and live-edge control are the
+  // ones we tune); the browser's own HLS player elsewhere (iOS Safari).
+  const Hls = await loadHls().catch(() => null);
   if (Hls && Hls.isSupported()) {
     // Live: two segments (about 4 s) behind the edge rather than hls.js's default three.
     const hls = new Hls(live ? { liveSyncDurationCount: 2 } : { startPosition: startAt > 0 ? startAt : -1 });
@@ -37,9 +39,16 @@ export async function playReplay(video, url, startAt = 0, { live = false } = {})
     hls.attachMedia(video);
     return { stop: () => { clearTimeout(retry); hls.destroy(); } };
   }
-  video.src = url; // Safari, iOS: HLS natively
+  video.src = url; // iOS Safari: HLS natively
   if (startAt > 0) video.addEventListener("loadedmetadata", () => { video.currentTime = startAt; }, { once: true });
-  return { stop: () => { video.removeAttribute("src"); video.load(); } };
+  // A live playlist not there yet (the host has not started) or a dropped connection: again.
+  let retry = null;
+  const again = () => {
+    clearTimeout(retry);
+    retry = setTimeout(() => { video.src = url; video.play().catch(() => {}); }, 2000);
+  };
+  video.addEventListener("error", again);
+  return { stop: () => { clearTimeout(retry); video.removeEventListener("error", again); video.removeAttribute("src"); video.load(); } };
 }
 
 // The moments whose card is on screen at `t` seconds.
