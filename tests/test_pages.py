@@ -692,3 +692,95 @@ async def test_the_watch_page_falls_back_to_live_hls_when_webrtc_cannot_connect(
     growing.cancel()
     await blocked.close()
     await bare.close()
+
+
+async def test_the_watch_page_comes_back_on_its_own_after_the_server_restarts(
+    browser: Any, database_url: str, db: Database, admin: str, tmp_path: Path
+) -> None:
+    import signal
+
+    import aiohttp
+
+    from tests.test_multinode import free_port
+    from tests.test_watch_time import _serve
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = await _serve(database_url, tmp_path, port)
+    page = None
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin}"}) as http:
+            async with http.post(
+                f"{base}/api/v1/shows",
+                json={"title": "重新連線", "scheduled_start": "2026-12-01T12:00:00Z"},
+            ) as r:
+                show_id = (await r.json())["id"]
+            async with http.post(f"{base}/api/v1/shows/{show_id}/start") as r:
+                assert r.status == 200
+        errors: list[str] = []
+        page = await browser.new_page(viewport=PHONE)
+        watch_errors(page, "watch", errors, base)
+        await page.goto(f"{base}/watch/{show_id}#token={viewer_token('fan-9', 'Wing')}")
+        await page.wait_for_selector("body[data-joined='1']")
+        await page.fill("#chat-text", "斷線之前")
+        await page.press("#chat-text", "Enter")
+        await page.locator("#messages .message", has_text="斷線之前").wait_for()
+
+        # The server dies without a goodbye, then comes back on the same address.
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+        await page.wait_for_selector("body[data-joined='0']", timeout=15_000)
+        assert "重新連線中" in await page.inner_text("#chat-error")
+        process = await _serve(database_url, tmp_path, port)
+        # The page reconnects and rejoins from a snapshot (history kept, nothing twice).
+        await page.wait_for_selector("body[data-joined='1']", timeout=30_000)
+        assert await page.is_hidden("#chat-error")
+        assert await page.locator("#messages .message", has_text="斷線之前").count() == 1
+        await page.fill("#chat-text", "重新連線之後")
+        await page.press("#chat-text", "Enter")
+        await page.locator("#messages .message", has_text="重新連線之後").wait_for()
+        assert errors == []
+    finally:
+        if page is not None:
+            await page.close()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_a_simplified_chinese_show_speaks_simplified_chinese(
+    browser: Any, server: tuple[str, Api], db: Database, admin: str
+) -> None:
+    base, api = server
+    await create_product(
+        api,
+        admin,
+        SKU,
+        title={"zh-HK": "保濕精華", "zh-CN": "保湿精华", "en": "Serum"},
+        image_url=IMAGE,
+        stock=2,
+    )
+    show = await create_show(api, admin, title="冬季护肤直播", locale="zh-CN")
+    token = await host_token(db, show["id"])
+    assert (await api.call("POST", f"/api/v1/shows/{show['id']}/start", auth=token)).status == 200
+    pinned = await api.call(
+        "POST", f"/api/v1/shows/{show['id']}/pins", auth=admin, json_body={"sku": SKU}
+    )
+    assert pinned.status == 200, pinned.text
+    errors: list[str] = []
+    # A viewer whose browser says Traditional Chinese: the show's language wins.
+    context = await browser.new_context(locale="zh-TW", viewport=PHONE)
+    watch = await context.new_page()
+    watch_errors(watch, "watch", errors, base)
+    await watch.goto(f"{base}/watch/{show['id']}")
+    await watch.wait_for_selector("body[data-joined='1']")
+    assert await watch.get_attribute("html", "lang") == "zh-CN"
+    assert await watch.inner_text("#chat-send") == "发送"
+    assert await watch.inner_text("#tab-qa-label") == "问答"
+    assert await watch.inner_text("#state") == "直播中"
+    card = await watch.locator(f"#pinned [data-sku='{SKU}']").inner_text()
+    assert "保湿精华" in card and "仅剩 2 件" in card and "HK$" in card
+    await watch.click("#tab-qa")
+    assert await watch.get_attribute("#ask-text", "placeholder") == "向主播提问…"
+    assert errors == []
+    await context.close()

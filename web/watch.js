@@ -734,6 +734,7 @@ function joinRoom() {
     // Frames that came while joining: only what the snapshot does not hold yet.
     for (const event of early ?? []) if (event.seq === undefined || event.seq > snap.seq) applyEvent(event);
     document.body.dataset.joined = "1";
+    if ($("chat-error").textContent === words.video.retrying) flash($("chat-error"), "");
     joined = true;
     reported = null; // a new connection (or a new join) starts with no state at the server
     report();
@@ -752,7 +753,12 @@ function joinRoom() {
   socket.on("connect_error", (error) => {
     if (error.data?.code === "unauthorized") flash($("chat-error"), words.errors.unauthorized);
   });
-  socket.on("disconnect", () => { joined = false; });
+  socket.on("disconnect", (reason) => {
+    joined = false;
+    document.body.dataset.joined = "0";
+    // The client reconnects on its own (then rejoins from a snapshot) unless we hung up.
+    if (reason !== "io client disconnect") flash($("chat-error"), words.video.retrying);
+  });
   for (const kind of ["pointerdown", "keydown", "scroll"]) addEventListener(kind, interacted, { passive: true });
   for (const kind of ["play", "pause", "playing", "waiting", "ended"]) video.addEventListener(kind, () => report());
   document.addEventListener("visibilitychange", () => report());
