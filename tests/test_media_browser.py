@@ -114,7 +114,7 @@ async def test_studio_publishes_and_the_watch_page_plays(
     await studio.wait_for_function(
         "document.getElementById('health').dataset.status === 'publishing'", timeout=10_000
     )
-    assert "watching" in await studio.inner_text("#health")
+    assert "人觀看" in await studio.inner_text("#health")  # the show is zh-HK: "N watching"
     # Joining the live room earned the member points; their own badge shows the balance.
     await watch.wait_for_function(
         "document.getElementById('points').dataset.balance === '10'", timeout=10_000
@@ -124,7 +124,10 @@ async def test_studio_publishes_and_the_watch_page_plays(
 
     # Ending the show from the studio hangs up and registers the recording.
     await studio.click("#end")
-    await studio.wait_for_function("document.getElementById('show-state').textContent === 'ended'")
+    await studio.wait_for_function(
+        "document.getElementById('show-state').classList.contains('ended')"
+    )
+    assert await studio.inner_text("#show-state") == "已結束"
     recordings = await api.call("GET", f"/api/v1/shows/{show['id']}/recordings", auth=token)
     [recording] = recordings.body["items"]
     assert recording["duration_ms"] > 1000 and recording["width"] == report["width"]

@@ -289,7 +289,9 @@ async def test_host_and_viewer_chat_pin_buy_and_claim(
 
     # The host mutes the member from one of their messages: the next one is refused.
     await studio.locator("#messages .message", has_text="Mei").first.locator("button.mute").click()
-    await studio.locator("#messages .message button.mute", has_text="Muted").first.wait_for()
+    await studio.locator(
+        "#messages .message button.mute[disabled]", has_text="已禁言"
+    ).first.wait_for()
     assert (
         await studio.locator("#messages .message", has_text="Mei")
         .locator("button.mute:not([disabled])")
