@@ -111,6 +111,9 @@ async def test_only_a_player_receiving_the_show_earns_watch_time(
 
 
 async def _serve(database_url: str, data_dir: Path, port: int) -> asyncio.subprocess.Process:
+    """`showroom serve` on `port`, ready. Its output goes to data_dir/serve-PORT.log, quoted
+    when it does not come up. A start that exits at once (the address or the database still
+    held by a process killed a moment ago) is tried once more, and the first log printed."""
     env = {
         **os.environ,
         "SHOWROOM_PORT": str(port),
@@ -122,26 +125,37 @@ async def _serve(database_url: str, data_dir: Path, port: int) -> asyncio.subpro
         "SHOWROOM_ENGAGEMENT_FLUSH_SECONDS": "0.3",
     }
     env.pop("REDIS_URL", None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server.cli",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    async with aiohttp.ClientSession() as http:
-        for _ in range(150):
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
-                    if response.status == 200:
-                        return process
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    process.kill()
-    raise AssertionError("the server did not become ready")
+    log = data_dir / f"serve-{port}.log"
+    for attempt in range(2):
+        with log.open("ab") as out:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "server.cli",
+                "serve",
+                env=env,
+                stdout=out,
+                stderr=out,
+            )
+        async with aiohttp.ClientSession() as http:
+            for _ in range(150):
+                if process.returncode is not None:
+                    break
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                        if response.status == 200:
+                            return process
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+            break
+        print(f"showroom serve exited with {process.returncode} (attempt {attempt + 1}):")
+        print(log.read_text()[-3000:])
+        await asyncio.sleep(1.0)
+    raise AssertionError(f"the server did not become ready:\n{log.read_text()[-3000:]}")
 
 
 async def test_a_server_killed_mid_show_credits_nothing_twice(
