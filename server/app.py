@@ -23,6 +23,7 @@ from server.http.pages import add_pages
 from server.http.routes import OPERATIONS
 from server.keys import (
     ACCRUAL,
+    CLIPS,
     DATABASE,
     FUNNEL,
     LIVE,
@@ -43,7 +44,7 @@ from server.realtime.live import NAMESPACE, LiveNamespace, ReactionTally, catch_
 from server.realtime.rooms import RoomHub
 from server.realtime.stock import StockBoard
 from server.realtime.watch import WatchClock
-from server.services import ledger, orders, pins
+from server.services import clips, ledger, orders, pins
 from server.services.accrual import Accrual
 from server.services.funnel import FunnelBoard
 from server.services.identity import GUEST_COOKIE, Principal, Unauthenticated, identify
@@ -253,6 +254,31 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+CLIP_STOP_SECONDS = 5.0
+
+
+async def _clips(app: web.Application) -> AsyncIterator[None]:
+    """The clip worker: cuts the product clips queued when shows end, one at a time. Jobs a
+    crash left running are queued again first."""
+    settings = app[SETTINGS]
+    worker = clips.ClipWorker(app[DATABASE], settings.data_dir, settings.data_dir / "hls")
+    app[CLIPS] = worker
+    try:
+        requeued = await clips.do_requeue_running(app[DATABASE])
+        if requeued:
+            logging.getLogger("showroom.clips").info("%d clip jobs queued again", requeued)
+    except Exception:
+        logging.getLogger("showroom.clips").exception("could not queue clip jobs again")
+    task = asyncio.create_task(worker.run(), name="clip-worker")
+    yield
+    worker.stop()  # between jobs it stops at once; a cut under way is given a moment
+    done, _ = await asyncio.wait({task}, timeout=CLIP_STOP_SECONDS)
+    if not done:
+        task.cancel()  # ffmpeg is killed, its partial file removed, the job queued again
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 POINTS_EXPIRY_SECONDS = 3600.0
 
 
@@ -363,6 +389,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_orders)
     app.cleanup_ctx.append(_engagement)
     app.cleanup_ctx.append(_webhooks)
+    app.cleanup_ctx.append(_clips)
     if settings.redis_url is not None:
         app.cleanup_ctx.append(_room_bus)
     return app

@@ -13,6 +13,7 @@ from server.realtime.rooms import RoomHub
 from server.realtime.stock import StockBoard
 from server.realtime.watch import WatchClock
 from server.services.accrual import Accrual
+from server.services.clips import ClipWorker
 from server.services.funnel import FunnelBoard
 from server.services.payments import Payments
 from server.services.webhooks import Dispatcher
@@ -32,4 +33,5 @@ ACCRUAL = web.AppKey("accrual", Accrual)
 WATCH = web.AppKey("watch", WatchClock)
 PAYMENTS = web.AppKey("payments", Payments)
 WEBHOOKS = web.AppKey("webhooks", Dispatcher)
+CLIPS = web.AppKey("clips", ClipWorker)
 OPENAPI = web.AppKey("openapi", dict)  # type: ignore[type-abstract]

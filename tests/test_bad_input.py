@@ -436,6 +436,7 @@ async def world(db: Database) -> dict[str, str]:
         "admin": admin,
         "session_id": "no-such-session",  # WHIP/WHEP sessions live in memory, not the database
         "segment": "seg-000000.ts",  # HLS segments live on disk; the world's show has none
+        "clip": "WORLD-1.mp4",  # clips live on disk; the world's show has none
         "order_id": MISSING_ID,
         "endpoint_id": str(endpoint.id),
         "delivery_id": MISSING_ID,

@@ -5,6 +5,7 @@ built from the same declarations."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from referencing import Registry, Resource
 from server.http.problems import FieldError, Problem
 from server.http.schemas import SCHEMAS, SKU, UUID, Schema, ref
 from server.services.identity import Principal, Role
+
+# A clip's file name: the SKU (schemas.SKU) and .mp4.
+CLIP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.mp4$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -73,6 +77,10 @@ PATH_PARAMS: dict[str, tuple[Schema, str]] = {
     "segment": (
         {"type": "string", "pattern": "^seg-[0-9]{6,9}\\.ts$"},
         "An HLS segment's name, as the playlist lists it.",
+    ),
+    "clip": (
+        {"type": "string", "pattern": CLIP_NAME.pattern},
+        "A product clip's file name: the product's SKU and `.mp4`.",
     ),
 }
 

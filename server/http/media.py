@@ -4,8 +4,10 @@ SDP each; the session's URL (Location) ends it with DELETE."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from media.clips import plan_clip, read_segments
 from media.hls import (
     PLAYLIST,
     SEGMENT_NAME,
@@ -27,10 +30,10 @@ from media.hub import MediaError, MediaHub, Role, Session, StreamReport, StreamS
 from media.recorder import Recording
 from server.domain.shows import ShowState
 from server.http import views
-from server.http.contract import PATH, QUERY, read_limited
+from server.http.contract import CLIP_NAME, PATH, QUERY, read_limited
 from server.http.problems import Problem
-from server.keys import DATABASE, MEDIA, SETTINGS, WATCH
-from server.services import pins, recordings, shows
+from server.keys import CLIPS, DATABASE, MEDIA, SETTINGS, WATCH
+from server.services import clips, pins, recordings, shows
 
 SDP = "application/sdp"
 MAX_SDP_BYTES = 64 * 1024
@@ -44,9 +47,9 @@ CORS_HEADERS = {
 async def cors_for_media(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """WHIP, WHEP and HLS are called from other origins (a brand's site, OBS's browser
+    """WHIP, WHEP, HLS and clips are called from other origins (a brand's site, OBS's browser
     source, an embedded player): every answer, errors included, carries the CORS headers."""
-    if not request.path.startswith(("/whip/", "/whep/", "/hls/")):
+    if not request.path.startswith(("/whip/", "/whep/", "/hls/", "/clips/")):
         return await handler(request)
     try:
         response = await handler(request)
@@ -225,6 +228,37 @@ async def finish_broadcast(app: web.Application, show_id: str) -> None:
     recording = await app[MEDIA].end(show_id)
     if recording is not None:
         await register_recording(app, show_id, recording)
+    try:
+        await queue_clips(app, uuid.UUID(show_id))
+    except Exception:  # the show has ended either way; the log says which clips were lost
+        logging.getLogger("showroom.clips").exception("clips of show %s not queued", show_id)
+
+
+async def queue_clips(app: web.Application, show_id: uuid.UUID) -> list[clips.ClipRecord]:
+    """The replay is finished: queue a clip of each product's first moment in it."""
+    hls_dir = app[MEDIA].hls_dir
+    if hls_dir is None:
+        return []
+    text = await asyncio.to_thread(read_playlist_text, hls_dir / str(show_id) / PLAYLIST)
+    if text is None or "#EXT-X-ENDLIST" not in text:
+        return []  # never published: no replay, no clips
+    spans, segments = read_timeline(text), read_segments(text)
+    moments = (await pins.list_moments(app[DATABASE], [show_id]))[show_id]
+    wanted: list[clips.NewClip] = []
+    seen: set[uuid.UUID] = set()
+    for moment, at, _ in _placed(moments, spans):
+        if moment.product.id in seen:
+            continue  # a product's first moment only
+        seen.add(moment.product.id)
+        plan = plan_clip(segments, at)
+        if plan is not None:
+            wanted.append(
+                clips.NewClip(moment.product.sku, moment.product.id, plan.start, plan.duration)
+            )
+    queued = await clips.do_enqueue_clips(app[DATABASE], show_id, wanted)
+    if queued and CLIPS in app:
+        app[CLIPS].wake()
+    return queued
 
 
 async def list_recordings(request: web.Request) -> web.Response:
@@ -366,10 +400,11 @@ async def _hls_of(
     return parse_playlist(text), read_timeline(text)
 
 
-def _moments(records: list[pins.MomentRecord], spans: list[Span]) -> list[dict[str, Any]]:
+def _placed(
+    records: list[pins.MomentRecord], spans: list[Span]
+) -> Iterator[tuple[pins.MomentRecord, float, float | None]]:
     """Each pin placed on the video's timeline: seconds from its start (a replay skips the
     times the host was away, so these are not the wall clock's offsets)."""
-    out = []
     for moment in records:
         at = media_time(spans, moment.pinned_at.timestamp())
         if at is None:
@@ -379,6 +414,13 @@ def _moments(records: list[pins.MomentRecord], spans: list[Span]) -> list[dict[s
             until = media_time(spans, moment.unpinned_at.timestamp())
             if until is not None and until <= at:
                 continue  # on screen only while the host was away
+        yield moment, at, until
+
+
+def _moments(records: list[pins.MomentRecord], spans: list[Span]) -> list[dict[str, Any]]:
+    """Each pin on the video's timeline, with the product's card (see _placed)."""
+    out = []
+    for moment, at, until in _placed(records, spans):
         draft = moment.product.draft
         out.append(
             {
@@ -420,15 +462,48 @@ async def get_replay(request: web.Request) -> web.Response:
     )
 
 
+def _clip_url(record: clips.ClipRecord) -> str:
+    return f"/{clips.clip_path(record.show_id, record.sku)}"
+
+
+def _clip_moments(moments: list[dict[str, Any]], clip: clips.ClipRecord) -> list[dict[str, Any]]:
+    """The product's moments moved onto the clip's timeline (those the clip shows)."""
+    start, end = clip.start_s, clip.start_s + clip.duration_s
+    out = []
+    for moment in moments:
+        at, until = moment["at_s"], moment["until_s"]
+        if at >= end or (until is not None and until <= start):
+            continue
+        out.append(
+            {
+                **moment,
+                "at_s": round(max(at - start, 0.0), 3),
+                "until_s": None if until is None or until >= end else round(until - start, 3),
+            }
+        )
+    return out
+
+
+def _wall_at(spans: list[Span], media: float) -> str | None:
+    """The program date-time of the segment that starts at `media` (a clip's first frame)."""
+    for span in spans:
+        if abs(span.media - media) < 1e-3:
+            return views.when(datetime.fromtimestamp(span.wall, UTC))
+    return None
+
+
 async def list_product_videos(request: web.Request) -> web.Response:
     """The videos that sell a product: ready replays of the shows that pinned it, most
-    watched first, each with the product's moments in it. Public, and open to any origin:
-    a brand's product page (web/embed.js data-sku) reads it."""
+    watched first, each with the product's moments in it, and right after each its clip of
+    the product when one is made. Public, and open to any origin: a brand's product page
+    (web/embed.js data-sku) reads it."""
     sku: str = request[PATH]["sku"]
     db = request.app[DATABASE]
-    featuring = await pins.list_shows_featuring(db, sku, limit=request[QUERY]["limit"])
+    limit = request[QUERY]["limit"]
+    featuring = await pins.list_shows_featuring(db, sku, limit=limit)
     moments = await pins.list_moments(db, [show.id for show in featuring])
-    items = []
+    made = await clips.list_done_clips(db, [show.id for show in featuring], sku)
+    items: list[dict[str, Any]] = []
     for show in featuring:
         info, spans = await _hls_of(request, show.id)
         if info is None or not info.ended or str(show.id) in request.app[MEDIA].hls:
@@ -436,21 +511,85 @@ async def list_product_videos(request: web.Request) -> web.Response:
         mine = [m for m in _moments(moments[show.id], spans) if m["sku"] == sku]
         if not mine:
             continue
+        common = {
+            "show_id": str(show.id),
+            "title": show.title,
+            "locale": show.locale,
+            "viewers": show.viewers,
+            "peak_viewers": show.peak_viewers,
+        }
         items.append(
             {
                 "kind": "replay",
-                "show_id": str(show.id),
-                "title": show.title,
-                "locale": show.locale,
+                **common,
                 "playlist_url": f"/hls/{show.id}/{PLAYLIST}",
+                "video_url": None,
                 "watch_url": f"/watch/{show.id}?t={mine[0]['at_s']:g}",
                 "duration_s": info.duration_s,
                 "started_at": info.started_at,
-                "viewers": show.viewers,
-                "peak_viewers": show.peak_viewers,
                 "moments": mine,
             }
         )
-    response = views.reply({"sku": sku, "items": items})
+        clip = made.get(show.id)
+        shown = _clip_moments(mine, clip) if clip is not None else []
+        if clip is not None and shown:
+            items.append(
+                {
+                    "kind": "clip",
+                    **common,
+                    "playlist_url": None,
+                    "video_url": _clip_url(clip),
+                    "watch_url": f"/watch/{show.id}?t={mine[0]['at_s']:g}",
+                    "duration_s": clip.duration_s,
+                    "started_at": _wall_at(spans, clip.start_s) or info.started_at,
+                    "moments": shown,
+                }
+            )
+    response = views.reply({"sku": sku, "items": items[:limit]})
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+# --- product clips -----------------------------------------------------------------------
+
+CLIP_TYPE = "video/mp4"
+
+
+async def list_show_clips(request: web.Request) -> web.Response:
+    show_id: uuid.UUID = request[PATH]["show_id"]
+    await shows.access_show(request.app[DATABASE], show_id)  # 404 for an unknown show
+    records = await clips.list_clips(request.app[DATABASE], show_id)
+    return views.reply(
+        {
+            "items": [
+                {
+                    "id": str(r.id),
+                    "sku": r.sku,
+                    "state": r.state,
+                    "progress_pct": r.progress_pct,
+                    "start_s": r.start_s,
+                    "duration_s": r.duration_s,
+                    "error": r.error,
+                    "url": _clip_url(r) if r.state == clips.DONE else None,
+                    "created_at": views.when(r.created_at),
+                    "updated_at": views.when(r.updated_at),
+                }
+                for r in records
+            ]
+        }
+    )
+
+
+async def clip_file(request: web.Request) -> web.StreamResponse:
+    """A made clip, straight from disk (the show id is a parsed UUID and the name matched
+    the SKU pattern plus .mp4: no path can escape the clips folder)."""
+    show_id: uuid.UUID = request[PATH]["show_id"]
+    name: str = request[PATH]["clip"]
+    if not CLIP_NAME.fullmatch(name):  # the route's pattern already refused it
+        raise Problem(404, "no such clip", kind="not-found")
+    path = request.app[SETTINGS].data_dir / "clips" / str(show_id) / name
+    if not await asyncio.to_thread(path.is_file):
+        raise Problem(404, "no such clip", kind="not-found")
+    return web.FileResponse(
+        path, headers={"Content-Type": CLIP_TYPE, "Cache-Control": "public, max-age=3600"}
+    )

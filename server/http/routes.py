@@ -294,6 +294,21 @@ OPERATIONS: list[Operation] = [
         description="The HLS playlist written while the show is live becomes the replay when "
         "it ends, with nothing to process: ready as soon as the show has ended.",
     ),
+    Operation(
+        "GET",
+        "/api/v1/shows/{show_id}/clips",
+        media.list_show_clips,
+        "listClips",
+        "List the show's product clips",
+        "media",
+        _ok("ClipList"),
+        roles=STAFF,
+        host_scoped=True,
+        description="When the show ends, a clip of each pinned product's first moment (from "
+        "5 s before it to 20 s after, at most 30 s) is queued, and cut from the replay without "
+        "re-encoding, one at a time. Each job with its state, progress, ffmpeg's reason when it "
+        "failed, and the clip's URL when it is made.",
+    ),
     # --- live media: WHIP (RFC 9725) and WHEP ------------------------------------------------
     Operation(
         "POST",
@@ -416,6 +431,19 @@ OPERATIONS: list[Operation] = [
         "media",
         {200: ("An MPEG-TS segment; cacheable, it never changes", None)},
         response_type="video/mp2t",
+    ),
+    # --- product clips ----------------------------------------------------------------------
+    Operation(
+        "GET",
+        "/clips/{show_id}/{clip}",
+        media.clip_file,
+        "getClip",
+        "Read a product clip",
+        "media",
+        {200: ("The clip (MP4, H.264 and AAC, its index first)", None)},
+        response_type="video/mp4",
+        description="Public and open to any origin, like the replay. 404 for a clip that is "
+        "not made (yet) or a name that is not a SKU plus `.mp4`.",
     ),
     # --- carts, hand-off, claims and the funnel --------------------------------------------
     Operation(
@@ -1081,7 +1109,9 @@ OPERATIONS: list[Operation] = [
         ),
         description="Replays of ended shows that pinned the product, most watched first (by "
         "distinct viewers, then the newest), each with the product's moments: when its card "
-        "was on screen, in seconds from the video's start. Public and open to any origin "
+        "was on screen, in seconds from the video's start. Right after a replay comes the "
+        "product's clip from that show (kind `clip`, an MP4 at `video_url`, its moments on "
+        "the clip's timeline) once it is made. Public and open to any origin "
         "(Access-Control-Allow-Origin: *), for the product-page embed (`data-sku`).",
     ),
     Operation(

@@ -1485,6 +1485,7 @@ SCHEMAS: dict[str, Schema] = {
                         "title",
                         "locale",
                         "playlist_url",
+                        "video_url",
                         "watch_url",
                         "duration_s",
                         "started_at",
@@ -1494,14 +1495,29 @@ SCHEMAS: dict[str, Schema] = {
                     ],
                     "additionalProperties": False,
                     "properties": {
-                        "kind": {"type": "string", "enum": ["replay"]},
+                        "kind": {
+                            "type": "string",
+                            "enum": ["replay", "clip"],
+                            "description": "replay: the whole show (HLS); clip: the product's "
+                            "clip from that show (MP4), right after its replay.",
+                        },
                         "show_id": {"type": "string", "format": "uuid"},
                         "title": {"type": "string"},
                         "locale": {"type": "string"},
-                        "playlist_url": {
-                            "type": "string",
-                            "description": "The HLS playlist (VOD), relative to the server.",
-                        },
+                        "playlist_url": nullable(
+                            {
+                                "type": "string",
+                                "description": "The HLS playlist (VOD), relative to the server; "
+                                "null for a clip.",
+                            }
+                        ),
+                        "video_url": nullable(
+                            {
+                                "type": "string",
+                                "description": "The clip's MP4, relative to the server; null "
+                                "for a replay.",
+                            }
+                        ),
                         "watch_url": {
                             "type": "string",
                             "description": "The watch page, starting at the product's first "
@@ -1519,6 +1535,63 @@ SCHEMAS: dict[str, Schema] = {
                     },
                 },
             },
+        },
+    },
+    "ClipList": {
+        "type": "object",
+        "required": ["items"],
+        "additionalProperties": False,
+        "properties": {
+            "items": {
+                "type": "array",
+                "description": "In the order queued.",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "id",
+                        "sku",
+                        "state",
+                        "progress_pct",
+                        "start_s",
+                        "duration_s",
+                        "error",
+                        "url",
+                        "created_at",
+                        "updated_at",
+                    ],
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": UUID,
+                        "sku": SKU,
+                        "state": {
+                            "type": "string",
+                            "enum": ["queued", "running", "done", "failed"],
+                        },
+                        "progress_pct": {"type": "integer", "minimum": 0, "maximum": 100},
+                        "start_s": {
+                            "type": "number",
+                            "minimum": 0,
+                            "description": "Where the clip starts in the replay: the start of "
+                            "the segment (a keyframe) 5 s before the product's moment falls in.",
+                        },
+                        "duration_s": {"type": "number", "exclusiveMinimum": 0},
+                        "error": nullable(
+                            {
+                                "type": "string",
+                                "description": "Why it failed: the last lines ffmpeg wrote.",
+                            }
+                        ),
+                        "url": nullable(
+                            {
+                                "type": "string",
+                                "description": "The MP4 (once made), relative to the server.",
+                            }
+                        ),
+                        "created_at": DATE_TIME,
+                        "updated_at": DATE_TIME,
+                    },
+                },
+            }
         },
     },
     "RecordingList": {

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -302,6 +303,35 @@ class Recording(Base):
     duration_ms: Mapped[int] = mapped_column(BigInteger)
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ClipJob(Base):
+    """A product's clip, cut from a show's replay around the product's first moment: queued
+    when the show ends, then run by the app's clip worker (one at a time)."""
+
+    __tablename__ = "clip_jobs"
+    __table_args__ = (
+        CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="state_known"),
+        CheckConstraint("progress_pct >= 0 AND progress_pct <= 100", name="progress_in_range"),
+        CheckConstraint("start_s >= 0 AND duration_s > 0", name="span_valid"),
+        Index("uq_clip_jobs_show_sku", "show_id", "sku", unique=True),
+        Index("ix_clip_jobs_due", "state", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    show_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("shows.id", ondelete="CASCADE"))
+    sku: Mapped[str] = mapped_column(String(64))
+    product_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("products.id", ondelete="CASCADE")
+    )
+    state: Mapped[str] = mapped_column(String(8), default="queued")
+    progress_pct: Mapped[int] = mapped_column(Integer, default=0)
+    start_s: Mapped[float] = mapped_column(Float)  # on the replay's timeline (a keyframe)
+    duration_s: Mapped[float] = mapped_column(Float)
+    path: Mapped[str | None] = mapped_column(String(500))  # relative to the data directory
+    error: Mapped[str | None] = mapped_column(Text)  # ffmpeg's reason, when failed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ShowPin(Base):
