@@ -1,5 +1,7 @@
-"""The studio and watch pages in headless Chromium: the host publishes a (fake) camera over
-WHIP from the studio page, a viewer's watch page plays it over WHEP."""
+"""The whole journey in headless Chromium, with real video: the host publishes a (fake)
+camera over WHIP from the studio page and goes live, a viewer's watch page plays it over
+WHEP, they chat both ways, the host pins a product, the viewer buys it now, the order shows
+in admin, the viewer's points badge rises, and the host ends the show."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from server.config import Settings
 from server.keys import OPENAPI
 from server.store.db import Database
 from server.store.migrate import upgrade
-from tests.conftest import Api, create_show, host_token, unavailable, viewer_token
+from tests.conftest import Api, create_product, create_show, host_token, unavailable, viewer_token
 
 CHROMIUM = "/usr/bin/chromium"
 FAKE_MEDIA = [
@@ -70,6 +72,7 @@ async def test_studio_publishes_and_the_watch_page_plays(
     browser: Any, server: tuple[str, Api], db: Database, admin: str
 ) -> None:
     base, api = server
+    await create_product(api, admin, "SERUM-30", image_url=None, stock=5)
     show = await create_show(api, admin, title="Browser live")
     token = await host_token(db, show["id"])
     errors: list[str] = []
@@ -120,6 +123,42 @@ async def test_studio_publishes_and_the_watch_page_plays(
         "document.getElementById('points').dataset.balance === '10'", timeout=10_000
     )
     assert "10" in await watch.inner_text("#points")
+
+    # The rest of the journey, with the video playing: chat both ways; the host pins a
+    # product from the rail, the viewer's card appears and they buy it now; chatting earned
+    # points and the badge rose; the order is in admin.
+    await studio.wait_for_selector("body[data-joined='1']")
+    await watch.fill("#chat-text", "幾時有優惠？")
+    await watch.press("#chat-text", "Enter")
+    await studio.locator("#messages .message", has_text="幾時有優惠").wait_for()
+    await studio.fill("#chat-text", "而家就有！")
+    await studio.click("#chat-send")
+    await watch.locator("#messages .message", has_text="而家就有").wait_for()
+    await studio.click("#rail [data-sku='SERUM-30'] button")
+    card = watch.locator("#pinned [data-sku='SERUM-30']")
+    await card.wait_for()
+    await card.locator("button").click()
+    await watch.click("#buy-now")
+    await watch.fill("#confirm-name", "Fan")
+    await watch.fill("#confirm-phone", "+852 9000 0000")
+    await watch.click("#confirm-submit")
+    placed = watch.locator("#order-placed")
+    await placed.wait_for()
+    order_id = await placed.get_attribute("data-order")
+    await watch.keyboard.press("Escape")
+    await watch.wait_for_function(
+        "Number(document.getElementById('points').dataset.balance) > 10", timeout=10_000
+    )
+    assert await watch.evaluate("document.getElementById('player').currentTime") > first + 1
+    staff = await browser.new_page()
+    staff.on("pageerror", lambda e: errors.append(f"admin: {e}"))
+    await staff.goto(f"{base}/admin")
+    await staff.fill("#key", admin)
+    await staff.click("#load")
+    row = staff.locator(f"#orders tr[data-order='{order_id}'][data-status='placed']")
+    await row.wait_for()
+    assert "HK$" in await row.inner_text()
+    await staff.close()
     assert errors == []
 
     # Ending the show from the studio hangs up and registers the recording.
