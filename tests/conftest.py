@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import jwt
 import pytest
 from aiohttp import ClientResponse, DummyCookieJar
 from aiohttp.test_utils import TestClient
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from server.app import create_app
 from server.config import Settings
@@ -29,6 +30,7 @@ from server.http.routes import OPERATIONS
 from server.keys import OPENAPI
 from server.services import identity
 from server.services.identity import Role
+from server.store import models
 from server.store.db import Database, create_engine
 from server.store.migrate import upgrade
 from server.store.models import Base
@@ -270,6 +272,28 @@ async def create_product(
     )
     assert answer.status == 201, answer.text
     return dict(answer.body)
+
+
+async def place_pins(
+    db: Database, show_id: str, times: dict[str, tuple[datetime, datetime | None]]
+) -> None:
+    """Set when each product ({sku: (pinned_at, unpinned_at or None)}) was on screen in a
+    show: the replay tests place pins at chosen moments of a video made beforehand."""
+    async with db.transaction() as session:
+        for sku, (pinned, unpinned) in times.items():
+            product = await session.scalar(
+                select(models.Product.id).where(
+                    models.Product.sku == sku, models.Product.deleted_at.is_(None)
+                )
+            )
+            await session.execute(
+                update(models.ShowPin)
+                .where(
+                    models.ShowPin.show_id == uuid.UUID(show_id),
+                    models.ShowPin.product_id == product,
+                )
+                .values(pinned_at=pinned, unpinned_at=unpinned)
+            )
 
 
 async def host_token(db: Database, show_id: str | None) -> str:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -63,6 +66,32 @@ def ffmpeg_whip_command(
         command += ["-c:a", "libopus", "-ar", "48000", "-ac", "2", "-b:a", "64k"]
     command += ["-f", "whip", "-authorization", token, url]
     return command
+
+
+async def film(folder: Path, seconds: int = 8, *, audio: bool = False) -> datetime:
+    """A show's HLS as the server leaves it when the show ends (VOD, 2 s H.264 segments, AAC
+    too with `audio`, each segment with its program date-time in RFC 3339 as the server
+    writes it), made by ffmpeg from a test pattern. When its first frame was."""
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    inputs = ["-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}"]
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline"]
+    codecs += ["-pix_fmt", "yuv420p", "-g", "50"]
+    if audio:
+        inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
+        codecs += ["-c:a", "aac", "-b:a", "64k"]
+    process = await asyncio.create_subprocess_exec(
+        *(FFMPEG, "-hide_banner", "-loglevel", "error", *inputs, *codecs),
+        *("-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"),
+        *("-hls_flags", "program_date_time"),
+        *("-hls_segment_filename", str(folder / "seg-%06d.ts"), str(folder / "index.m3u8")),
+    )
+    assert await process.wait() == 0
+    playlist = folder / "index.m3u8"
+    text = re.sub(r"([+-]00):?00$", "Z", await asyncio.to_thread(playlist.read_text), flags=re.M)
+    await asyncio.to_thread(playlist.write_text, text)
+    first = re.search(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", text)
+    assert first is not None, text
+    return datetime.fromisoformat(first.group(1).replace("Z", "+00:00"))
 
 
 @contextlib.asynccontextmanager

@@ -4,11 +4,10 @@ the replay's segments without re-encoding, by a background worker, and served.""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,8 @@ from server.services import clips
 from server.store import models
 from server.store.db import Database
 from server.store.migrate import upgrade
-from tests.conftest import Api, create_product, create_show, host_token
+from tests.conftest import Api, create_product, create_show, host_token, place_pins
+from tests.media_peers import film
 
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
 
@@ -79,29 +79,6 @@ def test_a_clip_runs_from_the_keyframe_before_its_range_to_20_s_after_the_moment
     assert (chosen[0].name, chosen[-1].name, len(chosen)) == ("seg-000002.ts", "seg-000014.ts", 13)
 
 
-async def film(folder: Path, seconds: int = 30) -> datetime:
-    """A show's HLS as the server leaves it when the show ends (VOD, 2 s H.264 and AAC
-    segments, each with its program date-time), made by ffmpeg. When it starts."""
-    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-    process = await asyncio.create_subprocess_exec(
-        *(FFMPEG, "-hide_banner", "-loglevel", "error"),
-        *("-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}"),
-        *("-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"),
-        *("-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline"),
-        *("-pix_fmt", "yuv420p", "-g", "50", "-c:a", "aac", "-b:a", "64k"),
-        *("-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"),
-        *("-hls_flags", "program_date_time"),
-        *("-hls_segment_filename", str(folder / "seg-%06d.ts"), str(folder / "index.m3u8")),
-    )
-    assert await process.wait() == 0
-    playlist = folder / "index.m3u8"
-    text = re.sub(r"([+-]00):?00$", "Z", await asyncio.to_thread(playlist.read_text), flags=re.M)
-    await asyncio.to_thread(playlist.write_text, text)
-    first = re.search(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", text)
-    assert first is not None, text
-    return datetime.fromisoformat(first.group(1).replace("Z", "+00:00"))
-
-
 async def _filmed_show(
     api: Api,
     db: Database,
@@ -125,26 +102,18 @@ async def _filmed_show(
         unpinned = await api.call("DELETE", f"/api/v1/shows/{show['id']}/pins/{sku}", auth=admin)
         assert unpinned.status == 200, unpinned.text
     folder = Path(settings.data_dir) / "hls" / show["id"]
-    start = await film(folder, seconds)
+    start = await film(folder, seconds, audio=True)
     if corrupt:
         for segment in folder.glob("seg-*.ts"):
             segment.write_bytes(b"not an MPEG-TS packet " * 4000)
-    async with db.transaction() as session:
-        for sku, at in pins.items():
-            product = await session.scalar(
-                select(models.Product.id).where(models.Product.sku == sku)
-            )
-            await session.execute(
-                update(models.ShowPin)
-                .where(
-                    models.ShowPin.show_id == uuid.UUID(show["id"]),
-                    models.ShowPin.product_id == product,
-                )
-                .values(
-                    pinned_at=start + timedelta(seconds=at),
-                    unpinned_at=start + timedelta(seconds=at + 3),
-                )
-            )
+    await place_pins(
+        db,
+        show["id"],
+        {
+            sku: (start + timedelta(seconds=at), start + timedelta(seconds=at + 3))
+            for sku, at in pins.items()
+        },
+    )
     ended = await api.call("POST", f"/api/v1/shows/{show['id']}/end", auth=token)
     assert ended.status == 200, ended.text
     return str(show["id"])

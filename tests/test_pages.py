@@ -10,10 +10,9 @@ import asyncio
 import os
 import re
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,18 @@ import pytest
 from server.app import create_app
 from server.config import Settings
 from server.keys import OPENAPI
-from server.store import models
 from server.store.db import Database
 from server.store.migrate import upgrade
-from tests.conftest import Api, create_product, create_show, host_token, unavailable, viewer_token
-from tests.media_peers import FFMPEG
+from tests.conftest import (
+    Api,
+    create_product,
+    create_show,
+    host_token,
+    place_pins,
+    unavailable,
+    viewer_token,
+)
+from tests.media_peers import film
 
 CHROMIUM = "/usr/bin/chromium"
 PHONE = {"width": 390, "height": 844}
@@ -501,28 +507,6 @@ async def test_the_embed_on_a_brands_page_of_another_site(
     await page.close()
 
 
-async def film(folder: Path, seconds: int = 8) -> datetime:
-    """A show's HLS as the server leaves it when the show ends (VOD, 2 s H.264 segments, each
-    with its program date-time), made by ffmpeg from a test pattern. When it starts."""
-    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-    process = await asyncio.create_subprocess_exec(
-        *(FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi"),
-        *("-i", f"testsrc2=size=320x240:rate=25:duration={seconds}"),
-        *("-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline"),
-        *("-pix_fmt", "yuv420p", "-g", "50", "-f", "hls", "-hls_time", "2"),
-        *("-hls_playlist_type", "vod", "-hls_flags", "program_date_time"),
-        *("-hls_segment_filename", str(folder / "seg-%06d.ts"), str(folder / "index.m3u8")),
-    )
-    assert await process.wait() == 0
-    playlist = folder / "index.m3u8"
-    # The server writes RFC 3339 times (Z), as the API answers them.
-    text = re.sub(r"([+-]00):?00$", "Z", await asyncio.to_thread(playlist.read_text), flags=re.M)
-    await asyncio.to_thread(playlist.write_text, text)
-    first = re.search(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", text)
-    assert first is not None, text
-    return datetime.fromisoformat(first.group(1).replace("Z", "+00:00"))
-
-
 async def test_the_replay_shows_each_product_at_its_moment_and_embeds_by_sku(
     browser: Any,
     server: tuple[str, Api],
@@ -533,7 +517,6 @@ async def test_the_replay_shows_each_product_at_its_moment_and_embeds_by_sku(
     shots: Path,
 ) -> None:
     from aiohttp import web
-    from sqlalchemy import select, update
 
     base, api = server
     await create_product(api, admin, SKU, image_url=IMAGE, stock=5)
@@ -549,22 +532,12 @@ async def test_the_replay_shows_each_product_at_its_moment_and_embeds_by_sku(
     assert (await api.call("POST", f"/api/v1/shows/{show['id']}/end", auth=token)).status == 200
     start = await film(Path(settings.data_dir) / "hls" / show["id"])
     # The serum was on screen from 1 s to 4 s into the video, the tee from 5 s to the end.
-    async with db.transaction() as session:
-        for sku, since, until in ((SKU, 1, 4), ("TEE-M", 5, None)):
-            product = await session.scalar(
-                select(models.Product.id).where(models.Product.sku == sku)
-            )
-            await session.execute(
-                update(models.ShowPin)
-                .where(
-                    models.ShowPin.show_id == uuid.UUID(show["id"]),
-                    models.ShowPin.product_id == product,
-                )
-                .values(
-                    pinned_at=start + timedelta(seconds=since),
-                    unpinned_at=None if until is None else start + timedelta(seconds=until),
-                )
-            )
+    second = timedelta(seconds=1)
+    await place_pins(
+        db,
+        show["id"],
+        {SKU: (start + second, start + 4 * second), "TEE-M": (start + 5 * second, None)},
+    )
     errors: list[str] = []
 
     watch = await browser.new_page(viewport=PHONE)
@@ -659,14 +632,14 @@ async def test_the_watch_page_falls_back_to_live_hls_when_webrtc_cannot_connect(
     growing = asyncio.create_task(grow())
     errors: list[str] = []
 
-    # A network where WHEP never gets through (the request fails every time).
+    # A network where WHEP never gets through: a proxy refuses it every time.
     blocked = await browser.new_page(viewport=PHONE)
     watch_errors(blocked, "blocked", errors, base)
     whep: list[str] = []
 
     async def refuse(route: Any) -> None:
         whep.append(route.request.url)
-        await route.abort()
+        await route.fulfill(status=502, content_type="text/plain", body="blocked by proxy")
 
     await blocked.route("**/whep/**", refuse)
     await blocked.goto(f"{base}/watch/{show['id']}")
@@ -741,6 +714,8 @@ async def test_the_watch_page_comes_back_on_its_own_after_the_server_restarts(
         await page.fill("#chat-text", "重新連線之後")
         await page.press("#chat-text", "Enter")
         await page.locator("#messages .message", has_text="重新連線之後").wait_for()
+        # An outage is not WebRTC failing: the player stays on WebRTC (WHEP).
+        assert await page.get_attribute("body", "data-transport") == "webrtc"
         assert errors == []
     finally:
         if page is not None:

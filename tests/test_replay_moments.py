@@ -7,13 +7,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
-
 from media.hls import Span, media_time, read_timeline
 from server.config import Settings
 from server.store import models
 from server.store.db import Database
-from tests.conftest import Api, create_product, create_show, host_token
+from tests.conftest import Api, create_product, create_show, host_token, place_pins
 
 T0 = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -97,22 +95,17 @@ async def _ended_show_with_replay(
         unpinned = await api.call("DELETE", f"/api/v1/shows/{show['id']}/pins/{sku}", auth=admin)
         assert unpinned.status == 200, unpinned.text
     assert (await api.call("POST", f"/api/v1/shows/{show['id']}/end", auth=token)).status == 200
-    async with db.transaction() as session:
-        for sku, (pinned, unpinned) in pins.items():
-            product = await session.scalar(
-                select(models.Product.id).where(models.Product.sku == sku)
+    await place_pins(
+        db,
+        show["id"],
+        {
+            sku: (
+                T0 + timedelta(seconds=pinned),
+                None if unpinned is None else T0 + timedelta(seconds=unpinned),
             )
-            await session.execute(
-                update(models.ShowPin)
-                .where(
-                    models.ShowPin.show_id == uuid.UUID(show["id"]),
-                    models.ShowPin.product_id == product,
-                )
-                .values(
-                    pinned_at=T0 + timedelta(seconds=pinned),
-                    unpinned_at=None if unpinned is None else T0 + timedelta(seconds=unpinned),
-                )
-            )
+            for sku, (pinned, unpinned) in pins.items()
+        },
+    )
     folder = Path(settings.data_dir) / "hls" / show["id"]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "index.m3u8").write_text(playlist(RUNS))

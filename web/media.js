@@ -82,8 +82,9 @@ export async function publish(showId, stream, token) {
 
 // Play /whep/{showId} in `video`, coming back on its own after a network drop or before the
 // host has started. onState(text) reports "connecting", "playing", "waiting" or "retrying".
-// onFailure(n) hears each failed attempt to connect (n in a row; the host not broadcasting
-// yet is not a failure), so a page can give up on WebRTC and play HLS instead.
+// onFailure(n) hears each failed attempt to connect (n in a row: ICE or DTLS failed, or the
+// WHEP request was refused; the host not broadcasting yet, or no answer at all, is not a
+// failure), so a page can give up on WebRTC and play HLS instead.
 export function play(showId, video, onState = () => {}, onFailure = () => {}) {
   let pc = null;
   let failures = 0;
@@ -132,7 +133,10 @@ export function play(showId, video, onState = () => {}, onFailure = () => {}) {
       } else if (error.status === 409) {
         onState("ended");
       } else {
-        failed();
+        // The server answered with an error (a proxy in the way, say): WebRTC cannot get
+        // through here. No answer at all (the server restarting, the phone offline) is not
+        // that: HLS would not get through either, so simply try again.
+        if (error.status) failed();
         retry(3);
       }
     }
