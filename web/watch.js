@@ -516,21 +516,27 @@ function showClaim(claim) {
   box.hidden = false;
 }
 
+// An event with an ack within 10 s: the ack, or a failed one when none came. A refusal is
+// shown in `errorBox` (with its code, for tests and styles); answers the ack or null.
+async function emitAck(event, payload, errorBox) {
+  let ack;
+  try {
+    ack = await socket.timeout(10_000).emitWithAck(event, payload);
+  } catch {
+    ack = { ok: false, error: { code: "other" } };
+  }
+  if (ack.ok) return ack;
+  flash(errorBox, errorText(ack.error));
+  errorBox.dataset.code = ack.error.code;
+  return null;
+}
+
 async function sendChat(text) {
   const errorBox = $("chat-error");
   errorBox.hidden = true;
   if (!socket) return;
-  let ack;
-  try {
-    ack = await socket.timeout(10_000).emitWithAck("chat:send", { text });
-  } catch {
-    ack = { ok: false, error: { code: "other" } };
-  }
-  if (!ack.ok) {
-    flash(errorBox, errorText(ack.error));
-    errorBox.dataset.code = ack.error.code;
-    return false;
-  }
+  const ack = await emitAck("chat:send", { text }, errorBox);
+  if (!ack) return false;
   addMessage(ack.message);
   if (ack.claim) showClaim(ack.claim);
   return true;
@@ -585,16 +591,9 @@ function renderQuestions() {
 async function voteQuestion(id, vote, button) {
   if (!socket) return;
   button.disabled = true;
-  let ack;
-  try {
-    ack = await socket.timeout(10_000).emitWithAck("question:vote", { question_id: id, vote });
-  } catch {
-    ack = { ok: false, error: { code: "other" } };
-  }
-  if (!ack.ok) {
+  const ack = await emitAck("question:vote", { question_id: id, vote }, $("ask-error"));
+  if (!ack) {
     button.disabled = false;
-    flash($("ask-error"), errorText(ack.error));
-    $("ask-error").dataset.code = ack.error.code;
     return;
   }
   if (ack.voted) myVotes.add(id);
@@ -606,17 +605,8 @@ async function askQuestion(text) {
   const errorBox = $("ask-error");
   errorBox.hidden = true;
   if (!socket) return false;
-  let ack;
-  try {
-    ack = await socket.timeout(10_000).emitWithAck("question:ask", { text });
-  } catch {
-    ack = { ok: false, error: { code: "other" } };
-  }
-  if (!ack.ok) {
-    flash(errorBox, errorText(ack.error));
-    errorBox.dataset.code = ack.error.code;
-    return false;
-  }
+  const ack = await emitAck("question:ask", { text }, errorBox);
+  if (!ack) return false;
   upsertQuestion(ack.question);
   return true;
 }
