@@ -36,6 +36,8 @@ from server.keys import (
     ROOMS,
     SETTINGS,
     STOCK,
+    STORAGE,
+    VIDEOS,
     WATCH,
     WEBHOOKS,
 )
@@ -44,12 +46,14 @@ from server.realtime.live import NAMESPACE, LiveNamespace, ReactionTally, catch_
 from server.realtime.rooms import RoomHub
 from server.realtime.stock import StockBoard
 from server.realtime.watch import WatchClock
-from server.services import clips, ledger, orders, pins
+from server.services import clips, ledger, orders, pins, videos
 from server.services.accrual import Accrual
 from server.services.funnel import FunnelBoard
 from server.services.identity import GUEST_COOKIE, Principal, Unauthenticated, identify
+from server.services.jobs import QueueWorker
 from server.services.payments import ManualProvider, Payments
 from server.services.room import record_peak_viewers
+from server.services.storage import Bucket, Storage
 from server.services.webhooks import Dispatcher
 from server.store.db import Database, create_engine
 
@@ -254,29 +258,74 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-CLIP_STOP_SECONDS = 5.0
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """The bucket's client, when finished videos go to one."""
+    await app[STORAGE].start()
+    yield
+    await app[STORAGE].close()
+
+
+def bucket_of(settings: Settings) -> Bucket | None:
+    if settings.s3_bucket is None:
+        return None
+    return Bucket(
+        settings.s3_bucket,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region or None,
+        prefix=settings.s3_prefix,
+        public_url=settings.s3_public_url,
+    )
+
+
+JOB_STOP_SECONDS = 5.0
+
+
+async def _run_worker(
+    app: web.Application,
+    worker: QueueWorker[Any],
+    requeue: Callable[[Database], Awaitable[int]],
+    name: str,
+) -> AsyncIterator[None]:
+    """A job worker's life: jobs a crash left running are queued again, then it runs until
+    the app stops; between jobs it stops at once, a job under way is given JOB_STOP_SECONDS,
+    then cancelled (ffmpeg killed, its partial files removed, the job queued again)."""
+    try:
+        requeued = await requeue(app[DATABASE])
+        if requeued:
+            worker.log.info("%d %s jobs queued again", requeued, name)
+    except Exception:
+        worker.log.exception("could not queue %s jobs again", name)
+    task = asyncio.create_task(worker.run(), name=f"{name}-worker")
+    yield
+    worker.stop()
+    done, _ = await asyncio.wait({task}, timeout=JOB_STOP_SECONDS)
+    if not done:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _clips(app: web.Application) -> AsyncIterator[None]:
-    """The clip worker: cuts the product clips queued when shows end, one at a time. Jobs a
-    crash left running are queued again first."""
+    """The clip worker: cuts the product clips queued when shows end, one at a time."""
     settings = app[SETTINGS]
-    worker = clips.ClipWorker(app[DATABASE], settings.data_dir, settings.data_dir / "hls")
+    worker = clips.ClipWorker(
+        app[DATABASE], settings.data_dir, settings.data_dir / "hls", app[STORAGE]
+    )
     app[CLIPS] = worker
-    try:
-        requeued = await clips.do_requeue_running(app[DATABASE])
-        if requeued:
-            logging.getLogger("showroom.clips").info("%d clip jobs queued again", requeued)
-    except Exception:
-        logging.getLogger("showroom.clips").exception("could not queue clip jobs again")
-    task = asyncio.create_task(worker.run(), name="clip-worker")
-    yield
-    worker.stop()  # between jobs it stops at once; a cut under way is given a moment
-    done, _ = await asyncio.wait({task}, timeout=CLIP_STOP_SECONDS)
-    if not done:
-        task.cancel()  # ffmpeg is killed, its partial file removed, the job queued again
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async for _ in _run_worker(app, worker, clips.do_requeue_running, "clip"):
+        yield
+
+
+async def _videos(app: web.Application) -> AsyncIterator[None]:
+    """The video worker: makes uploads and clips cut by staff, one at a time, beside the
+    clip worker (server/services/videos.py)."""
+    settings = app[SETTINGS]
+    worker = videos.VideoWorker(
+        app[DATABASE], settings.data_dir, settings.data_dir / "hls", app[STORAGE]
+    )
+    app[VIDEOS] = worker
+    async for _ in _run_worker(app, worker, videos.do_requeue_running, "video"):
+        yield
 
 
 POINTS_EXPIRY_SECONDS = 3600.0
@@ -381,7 +430,9 @@ def create_app(settings: Settings) -> web.Application:
     contract.register(app, OPERATIONS)
     app[OPENAPI] = openapi_document(OPERATIONS, server_url=settings.public_url)
     add_pages(app, WEB_DIR)
+    app[STORAGE] = Storage(settings.data_dir, bucket_of(settings))
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_storage)
     if settings.redis_url is not None:
         app.cleanup_ctx.append(_redis)
     _attach_live_room(app, settings)
@@ -390,6 +441,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_engagement)
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_clips)
+    app.cleanup_ctx.append(_videos)
     if settings.redis_url is not None:
         app.cleanup_ctx.append(_room_bus)
     return app

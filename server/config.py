@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -65,6 +66,18 @@ def _public_url(raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an absolute http:// or https:// URL")
     return raw.rstrip("/")
+
+
+def _optional_http_url(raw: str) -> str | None:
+    return _public_url(raw) if raw else None
+
+
+def _bucket(raw: str) -> str | None:
+    if raw == "":
+        return None
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", raw):
+        raise ValueError("must be a bucket name: 3-63 lowercase letters, digits, dots, hyphens")
+    return raw
 
 
 def _secret(raw: str) -> str:
@@ -178,6 +191,13 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
         "10485760",
         "Largest product import file (CSV or JSON) accepted; larger files answer 413.",
+    ),
+    Setting(
+        "SHOWROOM_MAX_UPLOAD_MB",
+        "max_upload_mb",
+        _positive_int,
+        "500",
+        "Largest video upload (MP4, MOV or WebM) accepted, in MiB; larger uploads answer 413.",
     ),
     Setting(
         "SHOWROOM_DEFAULT_CURRENCY",
@@ -303,6 +323,41 @@ SETTINGS: tuple[Setting, ...] = (
         "text: one readable line per request; json: one JSON object per line.",
     ),
     Setting("SHOWROOM_LOG_LEVEL", "log_level", _log_level, "INFO", "DEBUG, INFO, WARNING, ERROR."),
+    Setting(
+        "SHOWROOM_S3_BUCKET",
+        "s3_bucket",
+        _bucket,
+        "",
+        "S3-compatible bucket that finished videos (clips, uploads, posters, replays) are "
+        "copied to and served from. Credentials: the usual AWS_* variables. Empty: the data "
+        "directory only.",
+    ),
+    Setting(
+        "SHOWROOM_S3_ENDPOINT_URL",
+        "s3_endpoint_url",
+        _optional_http_url,
+        "",
+        "The bucket's endpoint, for S3-compatible services (MinIO, R2, OSS, COS). Empty: AWS.",
+    ),
+    Setting(
+        "SHOWROOM_S3_REGION", "s3_region", str, "", "The bucket's region. Empty: AWS's default."
+    ),
+    Setting(
+        "SHOWROOM_S3_PREFIX",
+        "s3_prefix",
+        str,
+        "",
+        "Prepended to every key (e.g. showroom/); a file's key is this plus its path in the "
+        "data directory.",
+    ),
+    Setting(
+        "SHOWROOM_S3_PUBLIC_URL",
+        "s3_public_url",
+        _optional_http_url,
+        "",
+        "Base URL the bucket is publicly read at (a CDN); files redirect to it plus the key. "
+        "Empty: redirects to presigned URLs valid for an hour.",
+    ),
 )
 
 
@@ -318,6 +373,7 @@ class Settings:
     viewer_jwt_secret: str | None = None
     max_body_bytes: int = 1_048_576
     max_import_bytes: int = 10_485_760
+    max_upload_mb: int = 500
     default_currency: str = "HKD"
     default_locale: str = "zh-HK"
     banned_words: tuple[str, ...] = ()
@@ -335,11 +391,20 @@ class Settings:
     ice_servers: tuple[str, ...] = ()
     media_connect_timeout: float = 30.0
     log_format: str = "text"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = ""
+    s3_prefix: str = ""
+    s3_public_url: str | None = None
     log_level: str = "INFO"
 
     @property
     def secure_cookies(self) -> bool:
         return self.public_url.startswith("https://")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
 
     @property
     def is_sqlite(self) -> bool:

@@ -16,6 +16,8 @@ from server.services.accrual import Accrual
 from server.services.clips import ClipWorker
 from server.services.funnel import FunnelBoard
 from server.services.payments import Payments
+from server.services.storage import Storage
+from server.services.videos import VideoWorker
 from server.services.webhooks import Dispatcher
 from server.store.db import Database
 
@@ -34,4 +36,6 @@ WATCH = web.AppKey("watch", WatchClock)
 PAYMENTS = web.AppKey("payments", Payments)
 WEBHOOKS = web.AppKey("webhooks", Dispatcher)
 CLIPS = web.AppKey("clips", ClipWorker)
+STORAGE = web.AppKey("storage", Storage)
+VIDEOS = web.AppKey("videos", VideoWorker)
 OPENAPI = web.AppKey("openapi", dict)  # type: ignore[type-abstract]

@@ -4,6 +4,7 @@ server on 127.0.0.1, and an API client that holds every answer to the OpenAPI do
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -12,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from server.store import models
 from server.store.db import Database, create_engine
 from server.store.migrate import upgrade
 from server.store.models import Base
+from tests.media_peers import film
 
 BACKENDS = [
     b for b in os.environ.get("SHOWROOM_TEST_BACKENDS", "sqlite,postgresql").split(",") if b
@@ -116,6 +118,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         viewer_jwt_secret=VIEWER_SECRET,
         max_body_bytes=64 * 1024,
         max_import_bytes=256 * 1024,
+        max_upload_mb=1,
         # Tests that count what a request wrote must not see a background flush land
         # meanwhile: engagement tests flush on purpose (or set their own interval).
         engagement_flush_seconds=3600.0,
@@ -171,7 +174,10 @@ class Api:
             sent.setdefault("Content-Type", "application/json")
         if cookies:
             sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-        response = await self.client.request(method, path, data=data, headers=sent)
+        body: Any = data
+        if isinstance(data, bytes) and len(data) > 1024 * 1024:
+            body = io.BytesIO(data)  # aiohttp warns about large raw bodies (uploads)
+        response = await self.client.request(method, path, data=body, headers=sent)
         answer = await self._read(response)
         self.check_contract(method, path.split("?")[0], answer)
         return answer
@@ -301,3 +307,59 @@ async def host_token(db: Database, show_id: str | None) -> str:
         db, role=Role.HOST, show_id=uuid.UUID(show_id) if show_id else None, name="test host"
     )
     return token
+
+
+# --- filmed shows and their clips -----------------------------------------------------------
+
+
+async def filmed_show(
+    api: Api,
+    db: Database,
+    admin: str,
+    settings: Settings,
+    pins: dict[str, float],
+    *,
+    seconds: int = 30,
+    corrupt: bool = False,
+) -> str:
+    """A live show that pinned `pins` ({sku: seconds into the video}), with its replay on
+    disk (filmed while it was live), then ended through the API."""
+    show = await create_show(api, admin, title="Clip show")
+    token = await host_token(db, show["id"])
+    assert (await api.call("POST", f"/api/v1/shows/{show['id']}/start", auth=token)).status == 200
+    for sku in pins:
+        pinned = await api.call(
+            "POST", f"/api/v1/shows/{show['id']}/pins", auth=admin, json_body={"sku": sku}
+        )
+        assert pinned.status == 200, pinned.text
+        unpinned = await api.call("DELETE", f"/api/v1/shows/{show['id']}/pins/{sku}", auth=admin)
+        assert unpinned.status == 200, unpinned.text
+    folder = Path(settings.data_dir) / "hls" / show["id"]
+    start = await film(folder, seconds, audio=True)
+    if corrupt:
+        for segment in folder.glob("seg-*.ts"):
+            segment.write_bytes(b"not an MPEG-TS packet " * 4000)
+    await place_pins(
+        db,
+        show["id"],
+        {
+            sku: (start + timedelta(seconds=at), start + timedelta(seconds=at + 3))
+            for sku, at in pins.items()
+        },
+    )
+    ended = await api.call("POST", f"/api/v1/shows/{show['id']}/end", auth=token)
+    assert ended.status == 200, ended.text
+    return str(show["id"])
+
+
+async def settled_clips(api: Api, admin: str, show_id: str, count: int) -> list[dict[str, Any]]:
+    """The show's clip jobs once every one of them is done or failed."""
+    deadline = time.monotonic() + 60
+    while True:
+        answer = await api.call("GET", f"/api/v1/shows/{show_id}/clips", auth=admin)
+        assert answer.status == 200, answer.text
+        items: list[dict[str, Any]] = answer.body["items"]
+        if len(items) == count and all(i["state"] in ("done", "failed") for i in items):
+            return items
+        assert time.monotonic() < deadline, items
+        await asyncio.sleep(0.1)

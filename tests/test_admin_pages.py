@@ -8,6 +8,7 @@ those rows itself. Screenshots go to $SHOWROOM_SCREENSHOTS (default: the test's 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -19,12 +20,20 @@ import socketio
 from aiohttp import web
 from sqlalchemy.dialects import sqlite
 
+from media.clips import FFMPEG
 from server.app import create_app
 from server.config import Settings
 from server.keys import OPENAPI
 from server.store import models
 from server.store.db import Database
-from tests.conftest import Api, create_product, create_show, host_token, viewer_token
+from tests.conftest import (
+    Api,
+    create_product,
+    create_show,
+    filmed_show,
+    host_token,
+    viewer_token,
+)
 from tests.test_pages import DESKTOP, PHONE, browser, database_url, shots, watch_errors
 
 __all__ = ["browser", "database_url", "shots"]  # SQLite, Chromium and screenshots
@@ -391,6 +400,115 @@ async def test_staff_handle_orders_points_analytics_and_webhooks(
     box = await chart.bounding_box()
     assert box is not None and box["width"] <= 390
     await page.screenshot(path=str(shots / "admin-phone.png"), full_page=True)
+
+    assert errors == []
+    await page.close()
+
+
+async def test_staff_upload_a_video_cut_a_clip_and_follow_their_jobs(
+    browser: Any,
+    server: tuple[str, Api],
+    db: Database,
+    admin: str,
+    settings: Settings,
+    tmp_path: Path,
+    shots: Path,
+) -> None:
+    """The videos section: an upload with its products (progress while it is sent and made,
+    then its poster), a clip cut from a replay, the show's automatic clips, a refused file
+    with the API's reason, and a delete."""
+    base, api = server
+    await create_product(api, admin, SKU, stock=5)
+    show_id = await filmed_show(api, db, admin, settings, {SKU: 3}, seconds=12)
+    movie = tmp_path / "lookbook.mp4"
+    await asyncio.to_thread(
+        subprocess.run,
+        [FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:d=3",
+         "-f", "lavfi", "-i", "sine=d=3", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+         "-shortest", str(movie)],
+        check=True,
+    )  # fmt: skip
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("these are notes, not a video\n" * 50)
+
+    errors: list[str] = []
+    page = await browser.new_page(viewport=DESKTOP)
+    watch_errors(page, "admin", errors, base)
+    await page.goto(f"{base}/admin")
+    await page.fill("#key", admin)
+    await page.click("#load")
+    await page.locator("#videos-count", has_text="No uploads or staff clips yet.").wait_for()
+
+    # A file that is no video: the API's reason, and nothing listed.
+    await page.set_input_files("#u-file", str(not_video))
+    await page.click("#u-send")
+    await page.locator("#videos-error:not([hidden])").wait_for()
+    assert "MP4, MOV or WebM" in await page.inner_text("#videos-error")
+    assert await page.locator("#videos tr").count() == 0
+
+    # The upload, tagged with the product at 1 s: it is made, then shows its poster.
+    await page.set_input_files("#u-file", str(movie))
+    await page.fill("#u-title", "Winter lookbook")
+    await page.fill("#u-tags", f"{SKU}@1")
+    await page.click("#u-send")
+    upload = page.locator("#videos tr", has_text="Winter lookbook")
+    await upload.and_(page.locator("tr[data-state='done']")).wait_for(timeout=30_000)
+    text = await upload.inner_text()
+    assert "Upload" in text and f"{SKU} @ 1 s" in text and "3 s" in text, text
+    poster = upload.locator("img")
+    await page.wait_for_function(
+        "img => img.complete && img.naturalWidth === 320", arg=await poster.element_handle()
+    )
+    assert await page.is_hidden("#videos-error")
+
+    # A clip cut from the replay: the form says how long the replay is and what it sold.
+    await page.select_option("#c-show", show_id)
+    await page.locator("#c-replay", has_text="The replay is 12 s long").wait_for()
+    assert f"{SKU} at 3 s" in await page.inner_text("#c-replay")
+    await page.fill("#c-start", "2")
+    await page.fill("#c-end", "8")
+    await page.fill("#c-title", "Serum close-up")
+    await page.fill("#c-tags", SKU)
+    await page.click("#cut button[type=submit]")
+    clip = page.locator("#videos tr", has_text="Serum close-up")
+    await clip.and_(page.locator("tr[data-state='done']")).wait_for(timeout=30_000)
+    assert "Clip of" in await clip.inner_text()
+    listed = await api.call("GET", "/api/v1/videos", auth=admin)
+    by_title = {v["title"]: v for v in listed.body["items"]}
+    assert by_title["Serum close-up"]["state"] == "done"
+    assert by_title["Serum close-up"]["kind"] == "clip"
+    assert by_title["Winter lookbook"]["tags"] == [{"sku": SKU, "at_s": 1.0}]
+
+    # An end past the replay's: the form itself says so (its max is the replay's length).
+    await page.fill("#c-start", "5")
+    await page.fill("#c-end", "40")
+    await page.click("#cut button[type=submit]")
+    assert await page.evaluate("document.querySelector('#c-end').validity.rangeOverflow")
+    # An end before the start: the API's reason, nothing queued.
+    await page.fill("#c-start", "9")
+    await page.fill("#c-end", "4")
+    await page.click("#cut button[type=submit]")
+    await page.locator("#videos-error:not([hidden])").wait_for()
+    assert "end_s: must be after start_s" in await page.inner_text("#videos-error")
+    assert await page.locator("#videos tr").count() == 2
+
+    # The show's automatic clip of the product.
+    await page.select_option("#ac-show", show_id)
+    auto = page.locator(f"#auto-clips tr[data-clip='{SKU}'][data-state='done']")
+    await auto.wait_for(timeout=30_000)
+    assert await auto.locator("a", has_text="MP4").get_attribute("href") == (
+        f"/clips/{show_id}/{SKU}.mp4"
+    )
+    await page.locator("#videos-section").screenshot(path=str(shots / "admin-videos.png"))
+
+    # Delete the upload: gone from the page and the API, its files too.
+    await upload.locator("button", has_text="Delete").click()
+    await page.locator("#videos-status", has_text="Deleted “Winter lookbook”").wait_for()
+    assert await page.locator("#videos tr").count() == 1
+    after = await api.call("GET", "/api/v1/videos", auth=admin)
+    assert [v["title"] for v in after.body["items"]] == ["Serum close-up"]
+    gone = await api.call("GET", by_title["Winter lookbook"]["video_url"])
+    assert gone.status == 404
 
     assert errors == []
     await page.close()

@@ -4,6 +4,7 @@ names the offending field where there is one, and the database is unchanged."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,22 @@ from tests.conftest import Api, product_body, snapshot, viewer_token
 
 MAX_BODY = 64 * 1024  # tests/conftest.py settings
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
+MAX_UPLOAD = 1024 * 1024  # tests/conftest.py settings: max_upload_mb=1
+BOUNDARY = "showroom-test-boundary"
+FORM = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def form(*parts: tuple[str, bytes, str | None]) -> bytes:
+    """A multipart/form-data body of (name, content, file name or None) parts."""
+    body = b""
+    for name, content, filename in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        body += content + b"\r\n"
+    return body + f"--{BOUNDARY}--\r\n".encode()
+
+
+MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,8 @@ VALID_BODIES: dict[str, tuple[dict[str, Any], str, Any]] = {
     "adjustPoints": ({"points": 5, "note": "goodwill"}, "note", 5),
     "createWebhookEndpoint": ({"url": "https://hooks.example.com/a"}, "event_types", "order.paid"),
     "updateWebhookEndpoint": ({"description": "OMS"}, "enabled", "yes"),
+    "replaceVideoTags": ({"tags": [{"sku": "WORLD-1", "at_s": 1}]}, "tags", "x"),
+    "createShowClip": ({"start_s": 0, "end_s": 5}, "start_s", "0"),
 }
 
 # Business rules a well-typed body can still break.
@@ -337,6 +356,90 @@ RULE_CASES: dict[str, list[Case]] = {
         Case("bad-endpoint-id", 400, query="?endpoint_id=nope", field="endpoint_id"),
     ],
     "retryWebhookDelivery": [Case("no-such-delivery", 404, detail="no webhook delivery")],
+    "createShowClip": [
+        Case("show-not-ended", 409, body={"start_s": 0, "end_s": 5}, detail="ended"),
+        Case("negative-start", 422, body={"start_s": -1, "end_s": 5}, field="start_s"),
+        Case(
+            "bad-tag-sku",
+            422,
+            body={"start_s": 0, "end_s": 5, "tags": [{"sku": "a b"}]},
+            field="tags.0.sku",
+        ),
+    ],
+    "replaceVideoTags": [
+        Case(
+            "negative-at", 422, body={"tags": [{"sku": "WORLD-1", "at_s": -1}]}, field="tags.0.at_s"
+        ),
+        Case("no-at", 422, body={"tags": [{"sku": "WORLD-1"}]}, field="tags.0.at_s"),
+    ],
+    "uploadVideo": [
+        Case("no-file", 422, raw=form(("title", b"T", None)), content_type=FORM, field="file"),
+        Case(
+            "empty-file",
+            422,
+            raw=form(("file", b"", "a.mp4")),
+            content_type=FORM,
+            field="file",
+            detail="empty",
+        ),
+        Case(
+            "not-a-video",
+            415,
+            raw=form(("file", b"GIF89a" + b"x" * 100, "a.mp4")),
+            content_type=FORM,
+            detail="MP4, MOV or WebM",
+        ),
+        Case(
+            "unknown-field",
+            422,
+            raw=form(("colour", b"red", None)),
+            content_type=FORM,
+            field="colour",
+        ),
+        Case(
+            "twice",
+            422,
+            raw=form(("file", MP4_HEAD, "a.mp4"), ("file", MP4_HEAD, "b.mp4")),
+            content_type=FORM,
+            field="file",
+        ),
+        Case(
+            "tags-not-json",
+            422,
+            raw=form(("tags", b"[{", None), ("file", MP4_HEAD, "a.mp4")),
+            content_type=FORM,
+            field="tags",
+        ),
+        Case(
+            "unknown-sku",
+            422,
+            raw=form(("tags", b'[{"sku": "NOPE", "at_s": 1}]', None), ("file", MP4_HEAD, "a.mp4")),
+            content_type=FORM,
+            field="tags",
+            detail="NOPE",
+        ),
+        Case(
+            "tag-without-time",
+            422,
+            raw=form(("tags", b'[{"sku": "WORLD-1"}]', None), ("file", MP4_HEAD, "a.mp4")),
+            content_type=FORM,
+            field="tags.0.at_s",
+        ),
+        Case(
+            "over-the-limit",
+            413,
+            raw=form(("file", MP4_HEAD + b"x" * MAX_UPLOAD, "a.mp4")),
+            content_type=FORM,
+            detail="SHOWROOM_MAX_UPLOAD_MB",
+        ),
+        Case(
+            "no-boundary",
+            400,
+            raw=b"--x\r\n",
+            content_type="multipart/form-data",
+            detail="multipart",
+        ),
+    ],
 }
 
 
@@ -350,7 +453,7 @@ def generic_cases(op: Operation) -> list[Case]:
         cases.append(Case("not-bearer", 401, auth="Basic", detail="Bearer"))
     # Path cases send a valid body, so the only thing wrong is the path.
     good_body = VALID_BODIES[op.operation_id][0] if op.body else None
-    for name in (p[1:-1] for p in op.path.split("/") if p.startswith("{")):
+    for name in re.findall(r"\{([^}/]+)\}", op.path):
         malformed = "not-a-uuid" if PATH_PARAMS[name][0].get("format") == "uuid" else "bad sku!"
         if name == "member_id":  # the brand's ids may hold any character but "/"
             malformed = "m" * 129
@@ -389,7 +492,12 @@ def generic_cases(op: Operation) -> list[Case]:
             Case("unknown-field", 422, body={**valid, "colour": "red"}, field="colour"),
             Case("wrong-type", 422, body={**valid, wrong_field: wrong_value}, field=wrong_field),
         ]
-    if op.raw_body is not None:
+    if op.raw_body is not None and "multipart/form-data" in op.raw_body:
+        cases += [
+            Case("wrong-content-type", 415, raw=MP4_HEAD, content_type="video/mp4"),
+            Case("too-large", 413, raw=b"x" * (MAX_UPLOAD + 65 * 1024), content_type=FORM),
+        ]
+    elif op.raw_body is not None:
         cases += [
             Case("wrong-content-type", 415, raw=b"sku\n", content_type="application/xml"),
             Case(
@@ -441,6 +549,7 @@ async def world(db: Database) -> dict[str, str]:
         "endpoint_id": str(endpoint.id),
         "delivery_id": MISSING_ID,
         "member_id": "world-member",
+        "video_id": MISSING_ID,  # videos are made by a job; none is needed to be refused
     }
 
 

@@ -4,12 +4,11 @@ the replay's segments without re-encoding, by a background worker, and served.""
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import av
 import pytest
@@ -30,8 +29,14 @@ from server.services import clips
 from server.store import models
 from server.store.db import Database
 from server.store.migrate import upgrade
-from tests.conftest import Api, create_product, create_show, host_token, place_pins
-from tests.media_peers import film
+from tests.conftest import (
+    Api,
+    create_product,
+    create_show,
+    filmed_show,
+    host_token,
+    settled_clips,
+)
 
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
 
@@ -79,57 +84,18 @@ def test_a_clip_runs_from_the_keyframe_before_its_range_to_20_s_after_the_moment
     assert (chosen[0].name, chosen[-1].name, len(chosen)) == ("seg-000002.ts", "seg-000014.ts", 13)
 
 
-async def _filmed_show(
-    api: Api,
-    db: Database,
-    admin: str,
-    settings: Settings,
-    pins: dict[str, float],
-    *,
-    seconds: int = 30,
-    corrupt: bool = False,
-) -> str:
-    """A live show that pinned `pins` ({sku: seconds into the video}), with its replay on
-    disk (filmed while it was live), then ended through the API."""
-    show = await create_show(api, admin, title="Clip show")
-    token = await host_token(db, show["id"])
-    assert (await api.call("POST", f"/api/v1/shows/{show['id']}/start", auth=token)).status == 200
-    for sku in pins:
-        pinned = await api.call(
-            "POST", f"/api/v1/shows/{show['id']}/pins", auth=admin, json_body={"sku": sku}
-        )
-        assert pinned.status == 200, pinned.text
-        unpinned = await api.call("DELETE", f"/api/v1/shows/{show['id']}/pins/{sku}", auth=admin)
-        assert unpinned.status == 200, unpinned.text
-    folder = Path(settings.data_dir) / "hls" / show["id"]
-    start = await film(folder, seconds, audio=True)
-    if corrupt:
-        for segment in folder.glob("seg-*.ts"):
-            segment.write_bytes(b"not an MPEG-TS packet " * 4000)
-    await place_pins(
-        db,
-        show["id"],
-        {
-            sku: (start + timedelta(seconds=at), start + timedelta(seconds=at + 3))
-            for sku, at in pins.items()
-        },
-    )
-    ended = await api.call("POST", f"/api/v1/shows/{show['id']}/end", auth=token)
-    assert ended.status == 200, ended.text
-    return str(show["id"])
+def _picture_size(path: Path) -> tuple[int, int]:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0].codec_context
+        return video.width, video.height
 
 
-async def _settled(api: Api, admin: str, show_id: str, count: int) -> list[dict[str, Any]]:
-    """The show's clip jobs once every one of them is done or failed."""
-    deadline = time.monotonic() + 60
-    while True:
-        answer = await api.call("GET", f"/api/v1/shows/{show_id}/clips", auth=admin)
-        assert answer.status == 200, answer.text
-        items: list[dict[str, Any]] = answer.body["items"]
-        if len(items) == count and all(i["state"] in ("done", "failed") for i in items):
-            return items
-        assert time.monotonic() < deadline, items
-        await asyncio.sleep(0.1)
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """A JPEG's picture size, decoded by PyAV (so it is a whole, decodable image)."""
+    assert data[:3] == b"\xff\xd8\xff", data[:16]
+    with av.open(io.BytesIO(data), format="image2pipe") as container:
+        frame = next(container.decode(video=0))
+        return frame.width, frame.height
 
 
 def _probe(path: Path) -> tuple[str, float, list[str]]:
@@ -145,14 +111,14 @@ async def test_an_ended_show_gets_a_clip_of_each_products_moment(
     for sku in ("SERUM", "TEE", "LATE"):
         await create_product(api, admin, sku, stock=5)
     began = time.monotonic()
-    show_id = await _filmed_show(
+    show_id = await filmed_show(
         api,
         db,
         admin,
         settings,
         {"TEE": 1, "SERUM": 10, "LATE": 27},  # LATE: under 5 s after
     )
-    items = await _settled(api, admin, show_id, 2)
+    items = await settled_clips(api, admin, show_id, 2)
     took = time.monotonic() - began
     by_sku = {i["sku"]: i for i in items}
     assert [i["sku"] for i in items] == ["TEE", "SERUM"]  # in pin order
@@ -170,7 +136,12 @@ async def test_an_ended_show_gets_a_clip_of_each_products_moment(
     assert abs(duration - 25.0) <= 2.1, duration  # wanted 5 s to 30 s; cut on a keyframe
     _, tee_duration, _ = await asyncio.to_thread(_probe, clip.with_name("TEE.mp4"))
     assert abs(tee_duration - 21.0) <= 2.1, tee_duration
-    assert sorted(p.name for p in clip.parent.iterdir()) == ["SERUM.mp4", "TEE.mp4"]
+    assert sorted(p.name for p in clip.parent.iterdir()) == [
+        "SERUM.jpg",  # each clip's poster
+        "SERUM.mp4",
+        "TEE.jpg",
+        "TEE.mp4",
+    ]
     assert took < 30, took
 
     served = await api.client.get(by_sku["SERUM"]["url"])  # public
@@ -179,6 +150,13 @@ async def test_an_ended_show_gets_a_clip_of_each_products_moment(
     assert served.headers["Access-Control-Allow-Origin"] == "*"
     assert await served.read() == clip.read_bytes()
 
+    width, height = await asyncio.to_thread(_picture_size, clip)
+    poster = await api.client.get(f"/clips/{show_id}/SERUM.jpg")  # public, like the clip
+    assert poster.status == 200
+    assert poster.headers["Content-Type"] == "image/jpeg"
+    assert poster.headers["Access-Control-Allow-Origin"] == "*"
+    assert _jpeg_size(await poster.read()) == (width, height)
+
     videos = await api.call("GET", "/api/v1/products/SERUM/videos")
     assert videos.status == 200, videos.text
     kinds = [(v["kind"], v["show_id"]) for v in videos.body["items"]]
@@ -186,6 +164,16 @@ async def test_an_ended_show_gets_a_clip_of_each_products_moment(
     replay, made = videos.body["items"]
     assert replay["video_url"] is None and replay["playlist_url"] == f"/hls/{show_id}/index.m3u8"
     assert made["playlist_url"] is None and made["video_url"] == f"/clips/{show_id}/SERUM.mp4"
+    assert made["poster_url"] == f"/clips/{show_id}/SERUM.jpg"
+    assert replay["poster_url"] == f"/hls/{show_id}/poster.jpg"
+    # The replay's poster is made when first asked for (by many players at once: one ffmpeg).
+    posters = await asyncio.gather(*(api.client.get(replay["poster_url"]) for _ in range(3)))
+    assert [p.status for p in posters] == [200, 200, 200]
+    bodies = {await p.read() for p in posters}
+    assert len(bodies) == 1 and _jpeg_size(bodies.pop()) == (width, height)
+    assert (Path(settings.data_dir) / "hls" / show_id / "poster.jpg").is_file()
+    answer = await api.call("GET", f"/api/v1/shows/{show_id}/replay")
+    assert answer.body["poster_url"] == replay["poster_url"]
     assert made["duration_s"] == 26.0
     # The moment (10 s to 13 s into the replay) on the clip's timeline, which starts at 4 s.
     assert [(m["sku"], m["at_s"], m["until_s"]) for m in made["moments"]] == [("SERUM", 6, 9)]
@@ -200,8 +188,8 @@ async def test_a_clip_ffmpeg_cannot_cut_fails_with_its_reason_and_leaves_no_file
     api: Api, db: Database, admin: str, settings: Settings
 ) -> None:
     await create_product(api, admin, "SERUM", stock=5)
-    show_id = await _filmed_show(api, db, admin, settings, {"SERUM": 2}, seconds=10, corrupt=True)
-    [item] = await _settled(api, admin, show_id, 1)
+    show_id = await filmed_show(api, db, admin, settings, {"SERUM": 2}, seconds=10, corrupt=True)
+    [item] = await settled_clips(api, admin, show_id, 1)
     assert item["state"] == "failed" and item["url"] is None, item
     assert "Invalid data" in item["error"], item["error"]
     assert str(settings.data_dir) not in item["error"]  # no server paths in the API
@@ -209,6 +197,11 @@ async def test_a_clip_ffmpeg_cannot_cut_fails_with_its_reason_and_leaves_no_file
     assert not folder.exists() or list(folder.iterdir()) == []
     missing = await api.call("GET", f"/clips/{show_id}/SERUM.mp4")
     assert missing.status == 404
+    # Nor can a poster be made from segments that are not video: 404, and no file left.
+    poster = await api.call("GET", f"/hls/{show_id}/poster.jpg")
+    assert poster.status == 404 and "no poster" in poster.body["detail"], poster.text
+    assert not (Path(settings.data_dir) / "hls" / show_id / "poster.jpg").exists()
+    assert not list((Path(settings.data_dir) / "hls" / show_id).glob(".poster*"))
     videos = await api.call("GET", "/api/v1/products/SERUM/videos")
     assert [v["kind"] for v in videos.body["items"]] == ["replay"]
 
@@ -263,7 +256,10 @@ async def test_clips_refuse_unknown_shows_and_names(
         f"/clips/{show['id']}/.SERUM.mp4.abc.part",
         f"/clips/{show['id']}/bad%20name.mp4",
         f"/clips/{show['id']}/SERUM.webm",
+        f"/clips/{show['id']}/SERUM.jpg",  # no poster without its clip
         f"/clips/{show['id']}/SERUM",
+        f"/hls/{show['id']}/poster.jpg",  # no replay
+        f"/hls/{MISSING_ID}/poster.jpg",
     ):
         answer = await api.call("GET", path)
         assert answer.status == 404, (path, answer.text)

@@ -34,6 +34,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.is_sqlite
     assert (settings.redis_url, settings.viewer_jwt_secret) == (None, None)
     assert (settings.max_body_bytes, settings.max_import_bytes) == (1_048_576, 10_485_760)
+    assert (settings.max_upload_mb, settings.max_upload_bytes) == (500, 500 * 1024 * 1024)
     assert (settings.default_currency, settings.default_locale) == ("HKD", "zh-HK")
     assert (settings.banned_words, settings.banned_words_mode) == ((), "mask")
     assert (settings.chat_burst, settings.chat_per_second) == (5, 1.0)
@@ -102,6 +103,7 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("SHOWROOM_VIEWER_JWT_SECRET", "v" * 32, "viewer_jwt_secret", "v" * 32),
     ("SHOWROOM_MAX_BODY_BYTES", "2048", "max_body_bytes", 2048),
     ("SHOWROOM_MAX_IMPORT_BYTES", "4096", "max_import_bytes", 4096),
+    ("SHOWROOM_MAX_UPLOAD_MB", "20", "max_upload_mb", 20),
     ("SHOWROOM_DEFAULT_CURRENCY", "JPY", "default_currency", "JPY"),
     ("SHOWROOM_DEFAULT_LOCALE", "en", "default_locale", "en"),
     ("SHOWROOM_BANNED_WORDS", " spam, scam ,,fake news ", "banned_words", ("spam", "scam", "fake news")),
@@ -121,6 +123,12 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("SHOWROOM_MEDIA_CONNECT_TIMEOUT", "12.5", "media_connect_timeout", 12.5),
     ("SHOWROOM_LOG_FORMAT", "json", "log_format", "json"),
     ("SHOWROOM_LOG_LEVEL", "debug", "log_level", "DEBUG"),
+    ("SHOWROOM_S3_BUCKET", "brand-videos", "s3_bucket", "brand-videos"),
+    ("SHOWROOM_S3_ENDPOINT_URL", "https://oss-cn-hongkong.aliyuncs.com/", "s3_endpoint_url",
+     "https://oss-cn-hongkong.aliyuncs.com"),
+    ("SHOWROOM_S3_REGION", "ap-east-1", "s3_region", "ap-east-1"),
+    ("SHOWROOM_S3_PREFIX", "showroom/", "s3_prefix", "showroom/"),
+    ("SHOWROOM_S3_PUBLIC_URL", "https://cdn.example.com/v", "s3_public_url", "https://cdn.example.com/v"),
 ]  # fmt: skip
 
 
@@ -260,6 +268,12 @@ def test_public_url_default_brackets_an_ipv6_host(tmp_path: Path) -> None:
         ("SHOWROOM_MAX_BODY_BYTES", "0"),
         ("SHOWROOM_MAX_BODY_BYTES", "-5"),
         ("SHOWROOM_MAX_IMPORT_BYTES", "10MB"),
+        ("SHOWROOM_MAX_UPLOAD_MB", "0"),
+        ("SHOWROOM_MAX_UPLOAD_MB", "1.5"),
+        ("SHOWROOM_S3_BUCKET", "Brand_Videos"),
+        ("SHOWROOM_S3_BUCKET", "ab"),
+        ("SHOWROOM_S3_ENDPOINT_URL", "minio:9000"),
+        ("SHOWROOM_S3_PUBLIC_URL", "cdn.example.com"),
         ("SHOWROOM_PUBLIC_URL", "not-a-url"),
         ("SHOWROOM_PUBLIC_URL", "ftp://live.example.com"),
         ("SHOWROOM_PUBLIC_URL", "https://"),

@@ -172,3 +172,32 @@ async def test_studio_publishes_and_the_watch_page_plays(
     assert recording["duration_ms"] > 1000 and recording["width"] == report["width"]
     await watch.close()
     await studio.close()
+
+    # The replay of this real WebRTC show plays in Chromium (hls.js), with its poster, and
+    # the product's card appears at the moment it was pinned live.
+    async def ready() -> dict[str, Any] | None:
+        answer = await api.call("GET", f"/api/v1/shows/{show['id']}/replay")
+        return answer.body if answer.body["ready"] else None
+
+    replay = await until(ready, 10, "the replay")
+    [moment] = replay["moments"]
+    assert moment["sku"] == "SERUM-30" and moment["until_s"] is None  # pinned to the end
+    assert 0 < moment["at_s"] < replay["duration_s"]
+    again = await browser.new_page()
+    again.on("pageerror", lambda e: errors.append(f"replay: {e}"))
+    await again.goto(f"{base}/watch/{show['id']}")
+    await again.wait_for_selector("body[data-replay='1']")
+    await again.wait_for_function(
+        "document.getElementById('player').videoWidth > 0", timeout=20_000
+    )
+    assert await again.get_attribute("#player", "poster") == replay["poster_url"]
+    poster = await api.client.get(replay["poster_url"])
+    assert poster.status == 200 and (await poster.read())[:3] == b"\xff\xd8\xff"
+    await again.evaluate(
+        "at => { const v = document.getElementById('player'); v.currentTime = at; v.play(); }",
+        moment["at_s"] + 0.5,
+    )
+    await again.wait_for_selector("body[data-cards='SERUM-30']", timeout=10_000)
+    assert await again.locator("#pinned [data-sku='SERUM-30']").count() == 1
+    await again.close()
+    assert errors == []

@@ -68,6 +68,8 @@ async function loadShows() {
   );
   fillShowSelect($("o-show"), "All shows");
   fillShowSelect($("a-show"), "Choose a show…");
+  fillShowSelect($("ac-show"), "Choose a show…");
+  fillShowSelect($("c-show"), "Choose a show…", (s) => s.state === "ended");
   if (!$("a-show").value) {
     // The show live now, else the one that started last.
     const started = shows.filter((s) => s.started_at).sort((a, b) => b.started_at.localeCompare(a.started_at));
@@ -76,11 +78,11 @@ async function loadShows() {
   }
 }
 
-function fillShowSelect(select, placeholder) {
+function fillShowSelect(select, placeholder, wanted = () => true) {
   const kept = select.value;
   select.replaceChildren(
     el("option", { value: "" }, placeholder),
-    ...shows.map((s) => el("option", { value: s.id }, `${s.title} (${s.state}, ${formatTime(s.scheduled_start, LOCALE)})`))
+    ...shows.filter(wanted).map((s) => el("option", { value: s.id }, `${s.title} (${s.state}, ${formatTime(s.scheduled_start, LOCALE)})`))
   );
   if (shows.some((s) => s.id === kept)) select.value = kept;
 }
@@ -545,6 +547,167 @@ async function retryDelivery(d) {
 
 // --- wiring ---------------------------------------------------------------------------------
 
+// --- videos: uploads, clips cut by staff, and each show's automatic clips ------------------
+
+const VIDEO_POLL_MS = 1500; // while a job is queued or running, its progress is read this often
+const videos = { timer: null };
+const seconds = (s) => (s === null || s === undefined ? "—" : `${number.format(Math.round(s * 10) / 10)} s`);
+const busy = (job) => job.state === "queued" || job.state === "running";
+
+function jobCell(job) {
+  const parts = [el("span", { class: `state ${job.state}` }, job.state)];
+  if (busy(job)) {
+    parts.push(" ", el("progress", { max: "100", value: String(job.progress_pct), "aria-label": `${job.progress_pct}% made` }),
+      ` ${job.progress_pct}%`);
+  }
+  if (job.error) parts.push(el("div", { class: "error job-error" }, job.error));
+  return el("td", {}, ...parts);
+}
+
+async function loadVideos() {
+  const page = await api("/api/v1/videos?limit=50", { token: token() });
+  $("videos").replaceChildren(...page.items.map(videoRow));
+  $("videos-count").textContent = page.total
+    ? `${count(page.total, "video", "videos")}, newest first${page.total > page.items.length ? " (the latest 50 shown)" : ""}.`
+    : "No uploads or staff clips yet.";
+  const clipsShown = await loadAutoClips();
+  pollVideos(page.items.some(busy) || clipsShown.some(busy));
+}
+
+function pollVideos(active) {
+  if (!active || videos.timer) return;
+  videos.timer = setTimeout(() => {
+    videos.timer = null;
+    guarded(loadVideos, $("videos-error"));
+  }, VIDEO_POLL_MS);
+}
+
+function videoRow(video) {
+  const box = $("videos-error");
+  const poster = video.poster_url ? el("img", { src: video.poster_url, alt: "", width: "96", loading: "lazy" }) : "—";
+  const actions = [];
+  if (video.video_url) actions.push(el("a", { href: video.video_url }, "MP4"), " ");
+  actions.push(actionButton("Delete", async () => {
+    await api(`/api/v1/videos/${video.id}`, { token: token(), method: "DELETE" });
+    await loadVideos();
+    $("videos-status").textContent = `Deleted “${video.title}”.`;
+  }, box, { secondary: true, ariaLabel: `Delete ${video.title}` }));
+  const kind = video.kind === "clip" ? `Clip of ${showTitle(video.show_id)} from ${seconds(video.start_s)}` : "Upload";
+  return el("tr", { "data-video": video.id, "data-state": video.state },
+    el("td", {}, poster),
+    el("td", {}, video.title),
+    el("td", {}, kind, video.transcoded ? " (re-encoded)" : ""),
+    jobCell(video),
+    el("td", { class: "num" }, seconds(video.duration_s)),
+    el("td", {}, video.tags.map((t) => `${t.sku} @ ${seconds(t.at_s)}`).join(", ") || "—"),
+    el("td", {}, ...actions));
+}
+
+// "SERUM-30@12, TEE-1" -> [{sku: "SERUM-30", at_s: 12}, {sku: "TEE-1"}]
+function parseTags(text, { timeRequired }) {
+  return text.split(",").map((part) => part.trim()).filter(Boolean).map((part) => {
+    const [sku, at] = part.split("@").map((x) => x.trim());
+    if (at === undefined) {
+      if (timeRequired) return { sku, at_s: 0 };
+      return { sku };
+    }
+    const value = Number(at);
+    if (!Number.isFinite(value) || value < 0) throw new Error(`“${part}”: the time after @ must be seconds, like SERUM-30@12.`);
+    return { sku, at_s: value };
+  });
+}
+
+// An upload with a progress bar (fetch cannot report upload progress; XHR can).
+function sendUpload(form) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open("POST", "/api/v1/videos");
+    request.setRequestHeader("Authorization", `Bearer ${token()}`);
+    request.upload.addEventListener("progress", (event) => {
+      if (!event.lengthComputable) return;
+      const pct = Math.floor((event.loaded / event.total) * 100);
+      $("u-progress").value = pct;
+      $("u-progress-text").textContent = `Sending: ${pct}%`;
+    });
+    request.addEventListener("load", () => {
+      let body = {};
+      try { body = JSON.parse(request.responseText); } catch { body = { detail: request.statusText }; }
+      if (request.status === 202) resolve(body);
+      else reject(new ApiError(body, request.status));
+    });
+    request.addEventListener("error", () => reject(new Error("The upload was cut off: check the connection and send it again.")));
+    request.send(form);
+  });
+}
+
+async function uploadVideo() {
+  const file = $("u-file").files[0];
+  if (!file) throw new Error("Choose a video file.");
+  const form = new FormData();
+  form.append("title", $("u-title").value.trim() || file.name);
+  form.append("tags", JSON.stringify(parseTags($("u-tags").value, { timeRequired: true })));
+  form.append("file", file);
+  $("u-send").disabled = true;
+  $("u-progress").hidden = false;
+  try {
+    const video = await sendUpload(form);
+    $("u-progress-text").textContent = "";
+    $("videos-status").textContent = `“${video.title}” is uploaded; it is being made.`;
+    $("upload").reset();
+  } finally {
+    $("u-send").disabled = false;
+    $("u-progress").hidden = true;
+    $("u-progress").value = 0;
+  }
+  await loadVideos();
+}
+
+async function cutClip() {
+  const showId = $("c-show").value;
+  if (!showId) throw new Error("Choose the show to cut from.");
+  const body = {
+    start_s: Number($("c-start").value),
+    end_s: Number($("c-end").value),
+    tags: parseTags($("c-tags").value, { timeRequired: false }),
+  };
+  if ($("c-title").value.trim()) body.title = $("c-title").value.trim();
+  const video = await api(`/api/v1/shows/${showId}/clips`, { token: token(), method: "POST", json: body });
+  $("videos-status").textContent = `“${video.title}” is being cut (from ${seconds(video.start_s)}).`;
+  await loadVideos();
+}
+
+async function describeReplay() {
+  const showId = $("c-show").value;
+  $("c-replay").textContent = "";
+  if (!showId) return;
+  const replay = await api(`/api/v1/shows/${showId}/replay`);
+  if (!replay.ready) {
+    $("c-replay").textContent = "This show has no finished replay (yet).";
+    return;
+  }
+  $("c-end").max = String(replay.duration_s);
+  const chapters = replay.moments.map((m) => `${m.sku} at ${seconds(m.at_s)}`).join(", ");
+  $("c-replay").textContent = `The replay is ${seconds(replay.duration_s)} long.${chapters ? ` Products: ${chapters}.` : ""}`;
+}
+
+async function loadAutoClips() {
+  const showId = $("ac-show").value;
+  if (!showId) {
+    $("auto-clips").replaceChildren();
+    return [];
+  }
+  const list = await api(`/api/v1/shows/${showId}/clips`, { token: token() });
+  $("auto-clips").replaceChildren(...list.items.map((clip) =>
+    el("tr", { "data-clip": clip.sku, "data-state": clip.state },
+      el("td", {}, clip.sku),
+      jobCell(clip),
+      el("td", { class: "num" }, seconds(clip.start_s)),
+      el("td", { class: "num" }, seconds(clip.duration_s)),
+      el("td", {}, clip.url ? el("a", { href: clip.url }, "MP4") : "—"))));
+  if (!list.items.length) $("auto-clips").append(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "No clips: nothing was pinned, or the show has not ended.")));
+  return list.items;
+}
+
 async function loadAll() {
   await loadShows(); // first: orders, the funnel and the ledger name their shows
   await Promise.all([
@@ -552,6 +715,7 @@ async function loadAll() {
     guarded(() => loadMembers(), $("members-error")),
     guarded(loadAnalytics, $("analytics-error")),
     guarded(loadProducts),
+    guarded(loadVideos, $("videos-error")),
     guarded(async () => { await loadEndpoints(); await loadDeliveries(); }, $("webhooks-error")),
   ]);
 }
@@ -597,6 +761,17 @@ $("members-more").addEventListener("click", () => guarded(() => loadMembers({ mo
 
 $("a-show").addEventListener("change", () => guarded(loadAnalytics, $("analytics-error")));
 $("a-refresh").addEventListener("click", () => guarded(loadAnalytics, $("analytics-error")));
+
+$("upload").addEventListener("submit", (event) => {
+  event.preventDefault();
+  guarded(uploadVideo, $("videos-error"));
+});
+$("cut").addEventListener("submit", (event) => {
+  event.preventDefault();
+  guarded(cutClip, $("videos-error"));
+});
+$("c-show").addEventListener("change", () => guarded(describeReplay, $("videos-error")));
+$("ac-show").addEventListener("change", () => guarded(loadVideos, $("videos-error")));
 
 $("search").addEventListener("click", () => guarded(loadProducts));
 $("q").addEventListener("keydown", (e) => { if (e.key === "Enter") guarded(loadProducts); });

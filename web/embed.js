@@ -88,7 +88,8 @@
   fetch(`${origin}/api/v1/products/${encodeURIComponent(sku)}/videos?limit=1`)
     .then((response) => (response.ok ? response.json() : { items: [] }))
     .then((list) => {
-      const [best] = list.items || [];
+      // An upload has no watch page (watch_url null): the embed shows shows' videos only.
+      const best = (list.items || []).find((item) => item.watch_url);
       if (best) mount(best.watch_url, { sku, show: best.show_id });
       else none();
     })

@@ -207,6 +207,7 @@ async function startReplay() {
   $("state").className = "state replay";
   renderPlayerState();
   const video = $("player");
+  if (replay.poster_url) video.poster = replay.poster_url;
   const moments = replay.moments;
   const startAt = Number(query.get("t"));
   player = await playReplay(video, replay.playlist_url, Number.isFinite(startAt) && startAt > 0 ? startAt : 0);

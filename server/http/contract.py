@@ -20,8 +20,8 @@ from server.http.problems import FieldError, Problem
 from server.http.schemas import SCHEMAS, SKU, UUID, Schema, ref
 from server.services.identity import Principal, Role
 
-# A clip's file name: the SKU (schemas.SKU) and .mp4.
-CLIP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.mp4$")
+# A clip's file name: the SKU (schemas.SKU) and .mp4, or .jpg for its poster.
+CLIP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.(mp4|jpg)$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -66,6 +66,7 @@ PATH_PARAMS: dict[str, tuple[Schema, str]] = {
     "order_id": (UUID, "The order's id."),
     "endpoint_id": (UUID, "The webhook endpoint's id."),
     "delivery_id": (UUID, "The webhook delivery's id."),
+    "video_id": (UUID, "The video's id (an upload or a clip cut by staff)."),
     "member_id": (
         {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^/]+$"},
         "The brand's member id (the `sub` of its viewer tokens).",
@@ -80,7 +81,7 @@ PATH_PARAMS: dict[str, tuple[Schema, str]] = {
     ),
     "clip": (
         {"type": "string", "pattern": CLIP_NAME.pattern},
-        "A product clip's file name: the product's SKU and `.mp4`.",
+        "A product clip's file name: the product's SKU and `.mp4`, or `.jpg` for its poster.",
     ),
 }
 
@@ -458,7 +459,7 @@ def _problem(description: str) -> dict[str, Any]:
 
 
 def _path_names(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    return re.findall(r"\{([^}/]+)\}", path)  # also /videos/{video_id}.mp4
 
 
 def _implied_errors(op: Operation) -> list[tuple[int, str]]:

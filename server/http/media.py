@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from media.clips import plan_clip, read_segments
+from media.clips import ClipError, covering, plan_clip, read_segments
 from media.hls import (
     PLAYLIST,
     SEGMENT_NAME,
@@ -27,13 +27,16 @@ from media.hls import (
     read_timeline,
 )
 from media.hub import MediaError, MediaHub, Role, Session, StreamReport, StreamStatus
+from media.posters import make_poster
 from media.recorder import Recording
 from server.domain.shows import ShowState
+from server.http import videos as staff_videos
 from server.http import views
 from server.http.contract import CLIP_NAME, PATH, QUERY, read_limited
 from server.http.problems import Problem
-from server.keys import CLIPS, DATABASE, MEDIA, SETTINGS, WATCH
+from server.keys import CLIPS, DATABASE, MEDIA, SETTINGS, STORAGE, WATCH
 from server.services import clips, pins, recordings, shows
+from server.services.storage import MADE_CACHE
 
 SDP = "application/sdp"
 MAX_SDP_BYTES = 64 * 1024
@@ -49,7 +52,7 @@ async def cors_for_media(
 ) -> web.StreamResponse:
     """WHIP, WHEP, HLS and clips are called from other origins (a brand's site, OBS's browser
     source, an embedded player): every answer, errors included, carries the CORS headers."""
-    if not request.path.startswith(("/whip/", "/whep/", "/hls/", "/clips/")):
+    if not request.path.startswith(("/whip/", "/whep/", "/hls/", "/clips/", "/videos/")):
         return await handler(request)
     try:
         response = await handler(request)
@@ -232,6 +235,8 @@ async def finish_broadcast(app: web.Application, show_id: str) -> None:
         await queue_clips(app, uuid.UUID(show_id))
     except Exception:  # the show has ended either way; the log says which clips were lost
         logging.getLogger("showroom.clips").exception("clips of show %s not queued", show_id)
+    if CLIPS in app:
+        app[CLIPS].publish_replay(uuid.UUID(show_id))
 
 
 async def queue_clips(app: web.Application, show_id: uuid.UUID) -> list[clips.ClipRecord]:
@@ -356,6 +361,25 @@ def _hls_dir(request: web.Request) -> Path:
     return root / str(show_id)
 
 
+async def serve_stored(
+    request: web.Request, relative: str, content_type: str, cache_control: str, missing: str
+) -> web.StreamResponse:
+    """A finished file (a segment, clip, poster or upload), `relative` to the data
+    directory: from this node's disk when it is here, else, with a bucket configured, a
+    redirect to it there (docs/media.md, Storage); 404 `missing` otherwise."""
+    storage = request.app[STORAGE]
+    path = storage.local(relative)
+    if await asyncio.to_thread(path.is_file):
+        return web.FileResponse(
+            path, headers={"Content-Type": content_type, "Cache-Control": cache_control}
+        )
+    url = await storage.url(relative)
+    if url is None:
+        raise Problem(404, missing, kind="not-found")
+    # Short-lived: a presigned URL expires, and a file may come back to this node's disk.
+    return web.Response(status=302, headers={"Location": url, "Cache-Control": "max-age=60"})
+
+
 async def hls_playlist(request: web.Request) -> web.Response:
     """The show's media playlist, straight from disk (no database: players poll it)."""
     path = _hls_dir(request) / PLAYLIST
@@ -374,16 +398,81 @@ async def hls_segment(request: web.Request) -> web.StreamResponse:
     name: str = request[PATH]["segment"]
     if not SEGMENT_NAME.fullmatch(name):  # the route's pattern already refused it
         raise Problem(404, "no such segment", kind="not-found")
-    path = _hls_dir(request) / name
-    if not await asyncio.to_thread(path.is_file):
-        raise Problem(404, "no such segment", kind="not-found")
+    _hls_dir(request)  # 404 when this server writes no HLS
+    show_id: uuid.UUID = request[PATH]["show_id"]
     # A segment never changes once it is listed.
+    return await serve_stored(
+        request,
+        f"hls/{show_id}/{name}",
+        HLS_SEGMENT_TYPE,
+        "public, max-age=31536000, immutable",
+        "no such segment",
+    )
+
+
+POSTER = "poster.jpg"
+POSTER_TYPE = "image/jpeg"
+POSTER_CACHE = "public, max-age=3600"
+POSTER_LATEST_S = 30.0  # a replay without products shows a frame this far in, at most
+_making: dict[Path, asyncio.Task[int]] = {}  # posters being made, so one ffmpeg makes each
+
+
+def poster_moment(duration_s: float, moments: list[dict[str, Any]]) -> float:
+    """Where a replay's poster is taken: the first product's moment (plus a second, for the
+    host to hold it up), or a tenth of the way in, at most POSTER_LATEST_S."""
+    if moments:
+        return min(moments[0]["at_s"] + 1.0, max(duration_s - 0.5, 0.0))
+    return min(duration_s / 10, POSTER_LATEST_S)
+
+
+async def once(path: Path, make: Callable[[], Awaitable[int]]) -> None:
+    """Make the file at `path` unless it exists; concurrent callers share one run."""
+    if await asyncio.to_thread(path.is_file):
+        return
+    task = _making.get(path)
+    if task is None:
+        task = asyncio.ensure_future(make())
+        _making[path] = task
+        task.add_done_callback(lambda _: _making.pop(path, None))
+    await asyncio.shield(task)
+
+
+async def replay_poster(request: web.Request) -> web.StreamResponse:
+    """The replay's poster (JPEG): made from its segments the first time it is asked for,
+    then served from disk like a segment."""
+    show_id: uuid.UUID = request[PATH]["show_id"]
+    folder = _hls_dir(request)
+    path = folder / POSTER
+    if not await asyncio.to_thread(path.is_file):
+        info, spans = await _hls_of(request, show_id)
+        if info is None or not info.ended or str(show_id) in request.app[MEDIA].hls:
+            raise Problem(404, "no replay of this show (yet)", kind="not-found")
+        text = await asyncio.to_thread(read_playlist_text, folder / PLAYLIST)
+        segments = read_segments(text or "")
+        moments = (await pins.list_moments(request.app[DATABASE], [show_id]))[show_id]
+        at = poster_moment(info.duration_s, _moments(moments, spans))
+        chosen = covering(segments, at, 0.01) or segments[:1]
+        if not chosen:
+            raise Problem(404, "the replay has no video", kind="not-found")
+        segment = chosen[0]
+        if not SEGMENT_NAME.fullmatch(segment.name):
+            raise Problem(404, "the replay has no poster", kind="not-found")
+        offset = max(at - segment.media, 0.0)
+        try:
+            await once(path, lambda: make_poster(folder / segment.name, offset, path))
+            relative = f"hls/{show_id}/{POSTER}"
+            await request.app[STORAGE].publish(
+                relative, POSTER_TYPE, cache_control=POSTER_CACHE, keep_local=True
+            )
+        except ClipError as exc:
+            logging.getLogger("showroom.clips").warning(
+                "no poster for the replay of %s: %s", show_id, exc
+            )
+            raise Problem(
+                404, "no poster could be made from this replay", kind="not-found"
+            ) from None
     return web.FileResponse(
-        path,
-        headers={
-            "Content-Type": HLS_SEGMENT_TYPE,
-            "Cache-Control": "public, max-age=31536000, immutable",
-        },
+        path, headers={"Content-Type": POSTER_TYPE, "Cache-Control": POSTER_CACHE}
     )
 
 
@@ -457,6 +546,7 @@ async def get_replay(request: web.Request) -> web.Response:
             "segments": info.segments if info else 0,
             "duration_s": info.duration_s if info else 0.0,
             "started_at": info.started_at if info else None,
+            "poster_url": f"/hls/{show_id}/{POSTER}" if status == "ready" else None,
             "moments": _moments(moments, spans),
         }
     )
@@ -524,6 +614,7 @@ async def list_product_videos(request: web.Request) -> web.Response:
                 **common,
                 "playlist_url": f"/hls/{show.id}/{PLAYLIST}",
                 "video_url": None,
+                "poster_url": f"/hls/{show.id}/{POSTER}",
                 "watch_url": f"/watch/{show.id}?t={mine[0]['at_s']:g}",
                 "duration_s": info.duration_s,
                 "started_at": info.started_at,
@@ -539,12 +630,14 @@ async def list_product_videos(request: web.Request) -> web.Response:
                     **common,
                     "playlist_url": None,
                     "video_url": _clip_url(clip),
+                    "poster_url": _clip_url(clip).removesuffix(".mp4") + ".jpg",
                     "watch_url": f"/watch/{show.id}?t={mine[0]['at_s']:g}",
                     "duration_s": clip.duration_s,
                     "started_at": _wall_at(spans, clip.start_s) or info.started_at,
                     "moments": shown,
                 }
             )
+    items = await staff_videos.with_staff_videos(request, sku, items)  # uploads, staff clips
     response = views.reply({"sku": sku, "items": items[:limit]})
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
@@ -587,9 +680,13 @@ async def clip_file(request: web.Request) -> web.StreamResponse:
     name: str = request[PATH]["clip"]
     if not CLIP_NAME.fullmatch(name):  # the route's pattern already refused it
         raise Problem(404, "no such clip", kind="not-found")
-    path = request.app[SETTINGS].data_dir / "clips" / str(show_id) / name
-    if not await asyncio.to_thread(path.is_file):
-        raise Problem(404, "no such clip", kind="not-found")
-    return web.FileResponse(
-        path, headers={"Content-Type": CLIP_TYPE, "Cache-Control": "public, max-age=3600"}
-    )
+    relative = f"clips/{show_id}/{name}"
+    storage = request.app[STORAGE]
+    if storage.remote and not await asyncio.to_thread(storage.local(relative).is_file):
+        # Only a clip that is made is sent to the bucket (its poster goes with it).
+        sku = name.rsplit(".", 1)[0]
+        made = await clips.list_done_clips(request.app[DATABASE], [show_id], sku)
+        if show_id not in made:
+            raise Problem(404, "no such clip", kind="not-found")
+    kind = POSTER_TYPE if name.endswith(".jpg") else CLIP_TYPE
+    return await serve_stored(request, relative, kind, MADE_CACHE, "no such clip")

@@ -17,6 +17,7 @@ from server.http import (
     pins,
     shows,
     system,
+    videos,
     webhooks,
 )
 from server.http.contract import ADMIN, ANYONE, BUYERS, STAFF, Operation, Param
@@ -424,6 +425,20 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "GET",
+        "/hls/{show_id}/poster.jpg",
+        media.replay_poster,
+        "getReplayPoster",
+        "Read the replay's poster",
+        "media",
+        {200: ("A JPEG of the replay, at most 1280 pixels wide", None)},
+        response_type="image/jpeg",
+        description="A frame of the replay for a player's poster or a thumbnail: at the first "
+        "product's moment (plus 1 s), or a tenth of the way in (at most 30 s) when no product "
+        "was pinned. Made the first time it is asked for, then served from disk. 404 until "
+        "the show has ended with a replay.",
+    ),
+    Operation(
+        "GET",
         "/hls/{show_id}/{segment}",
         media.hls_segment,
         "getHlsSegment",
@@ -440,10 +455,157 @@ OPERATIONS: list[Operation] = [
         "getClip",
         "Read a product clip",
         "media",
-        {200: ("The clip (MP4, H.264 and AAC, its index first)", None)},
+        {200: ("The clip (MP4, H.264 and AAC, its index first), or its poster (JPEG)", None)},
         response_type="video/mp4",
-        description="Public and open to any origin, like the replay. 404 for a clip that is "
-        "not made (yet) or a name that is not a SKU plus `.mp4`.",
+        description="Public and open to any origin, like the replay. `{sku}.mp4` is the clip, "
+        "`{sku}.jpg` its poster (the frame 6 s in, about the product's moment). 404 for a clip "
+        "that is not made (yet) or a name that is not a SKU plus `.mp4` or `.jpg`.",
+    ),
+    # --- staff videos: uploads and clips cut by hand (docs/media.md) --------------------------
+    Operation(
+        "POST",
+        "/api/v1/videos",
+        videos.upload_video,
+        "uploadVideo",
+        "Upload a video",
+        "media",
+        {
+            202: ("Stored and queued; Location is the video", "Video"),
+            413: ("The file is over SHOWROOM_MAX_UPLOAD_MB; nothing is kept", "Problem"),
+            415: ("Not multipart/form-data, or the file is no MP4, MOV or WebM", "Problem"),
+            422: ("No file, an empty file, or bad tags (the errors name them)", "Problem"),
+            507: ("The server's disk is full; nothing is kept", "Problem"),
+        },
+        roles=ADMIN,
+        raw_body={
+            "multipart/form-data": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "contentMediaType": "application/octet-stream",
+                        "description": "The video: MP4, MOV or WebM (recognised by content).",
+                    },
+                    "title": {"type": "string", "maxLength": 200},
+                    "tags": {
+                        "type": "string",
+                        "description": 'JSON: [{"sku": "TEE-1", "at_s": 12.5}, ...]',
+                    },
+                },
+            }
+        },
+        description="Streamed to disk as it arrives, refused with 413 as soon as it passes "
+        "SHOWROOM_MAX_UPLOAD_MB (at once when Content-Length says so). Then a background job "
+        "makes the MP4 that is served: H.264 with AAC (or no audio) in MP4/MOV is copied, "
+        "anything else encoded once to H.264 and AAC. Follow `state` and `progress_pct` on "
+        "the video; a file ffmpeg cannot use fails the job with its reason. Tags past the "
+        "video's end are dropped when it is made.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/videos",
+        videos.list_videos,
+        "listVideos",
+        "List uploads and staff clips",
+        "media",
+        _ok("VideoPage"),
+        roles=ADMIN,
+        query=(
+            Param(
+                "kind",
+                {"type": "array", "items": {"type": "string", "enum": ["upload", "clip"]}},
+                "Only these kinds.",
+                many=True,
+            ),
+            Param(
+                "state",
+                {
+                    "type": "array",
+                    "items": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+                },
+                "Only jobs in these states.",
+                many=True,
+            ),
+            LIMIT,
+            OFFSET,
+        ),
+        description="Newest first, each with its job's state, progress and error.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/videos/{video_id}",
+        videos.get_video,
+        "getVideo",
+        "Read a video and its job",
+        "media",
+        _ok("Video"),
+        roles=STAFF,
+        description="A host token sees the clips of the shows it may host.",
+    ),
+    Operation(
+        "PUT",
+        "/api/v1/videos/{video_id}/tags",
+        videos.replace_video_tags,
+        "replaceVideoTags",
+        "Replace a video's product tags",
+        "media",
+        _ok("Video"),
+        roles=ADMIN,
+        body="VideoTagsUpdate",
+        description="422 for an unknown SKU or, once the video is made, a tag past its end.",
+    ),
+    Operation(
+        "DELETE",
+        "/api/v1/videos/{video_id}",
+        videos.delete_video,
+        "deleteVideo",
+        "Delete a video",
+        "media",
+        {204: ("Deleted with its files; a job under way is stopped", None)},
+        roles=ADMIN,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/shows/{show_id}/clips",
+        videos.create_show_clip,
+        "createShowClip",
+        "Cut a clip from the show's replay",
+        "media",
+        {
+            202: ("Queued; Location is the video", "Video"),
+            409: ("The show has not ended, or has no finished replay", "Problem"),
+        },
+        roles=STAFF,
+        host_scoped=True,
+        body="ShowClipCreate",
+        description="[start_s, end_s) on the replay's timeline, 1 s to 10 min, inside the "
+        "replay (422 says how long it is). Copied from the replay's segments, so it starts "
+        "on the keyframe at or before start_s (at most one segment, about 2 s, earlier): the "
+        "answer's start_s is the real start, and tags keep their frames. Listed in "
+        "GET /api/v1/videos, not among the show's automatic clips.",
+    ),
+    Operation(
+        "GET",
+        "/videos/{video_id}.mp4",
+        videos.video_file,
+        "getVideoFile",
+        "Read an uploaded video or staff clip",
+        "media",
+        {200: ("The video (MP4, H.264 and AAC, its index first)", None)},
+        response_type="video/mp4",
+        description="Public and open to any origin. 404 until the video is made.",
+    ),
+    Operation(
+        "GET",
+        "/videos/{video_id}.jpg",
+        videos.video_poster,
+        "getVideoPoster",
+        "Read a video's poster",
+        "media",
+        {200: ("A JPEG frame: the first tag's moment, else 1 s in", None)},
+        response_type="image/jpeg",
+        description="Public and open to any origin. 404 until the video is made.",
     ),
     # --- carts, hand-off, claims and the funnel --------------------------------------------
     Operation(

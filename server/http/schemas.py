@@ -1411,6 +1411,7 @@ SCHEMAS: dict[str, Schema] = {
             "segments",
             "duration_s",
             "started_at",
+            "poster_url",
             "moments",
         ],
         "additionalProperties": False,
@@ -1432,6 +1433,13 @@ SCHEMAS: dict[str, Schema] = {
                     **DATE_TIME,
                     "description": "Wall-clock time of the first segment's first frame (its "
                     "EXT-X-PROGRAM-DATE-TIME).",
+                }
+            ),
+            "poster_url": nullable(
+                {
+                    "type": "string",
+                    "description": "A JPEG of the replay for the player's poster (the first "
+                    "product's moment, or a tenth of the way in), once the replay is ready.",
                 }
             ),
             "moments": {
@@ -1486,6 +1494,7 @@ SCHEMAS: dict[str, Schema] = {
                         "locale",
                         "playlist_url",
                         "video_url",
+                        "poster_url",
                         "watch_url",
                         "duration_s",
                         "started_at",
@@ -1497,13 +1506,18 @@ SCHEMAS: dict[str, Schema] = {
                     "properties": {
                         "kind": {
                             "type": "string",
-                            "enum": ["replay", "clip"],
-                            "description": "replay: the whole show (HLS); clip: the product's "
-                            "clip from that show (MP4), right after its replay.",
+                            "enum": ["replay", "clip", "upload"],
+                            "description": "replay: the whole show (HLS); clip: a clip of the "
+                            "show (MP4), automatic or cut by staff (then with video_id), after "
+                            "its replay; upload: a video staff uploaded (MP4), no show.",
                         },
-                        "show_id": {"type": "string", "format": "uuid"},
+                        "video_id": {
+                            **UUID,
+                            "description": "Uploads and clips cut by staff: the video's id.",
+                        },
+                        "show_id": nullable(UUID),
                         "title": {"type": "string"},
-                        "locale": {"type": "string"},
+                        "locale": nullable({"type": "string"}),
                         "playlist_url": nullable(
                             {
                                 "type": "string",
@@ -1518,11 +1532,20 @@ SCHEMAS: dict[str, Schema] = {
                                 "for a replay.",
                             }
                         ),
-                        "watch_url": {
-                            "type": "string",
-                            "description": "The watch page, starting at the product's first "
-                            "moment.",
-                        },
+                        "poster_url": nullable(
+                            {
+                                "type": "string",
+                                "description": "A JPEG of the video (a frame at the product's "
+                                "moment for a clip), relative to the server.",
+                            }
+                        ),
+                        "watch_url": nullable(
+                            {
+                                "type": "string",
+                                "description": "The watch page, starting at the product's "
+                                "first moment; null for an upload (no show).",
+                            }
+                        ),
                         "duration_s": {"type": "number", "minimum": 0},
                         "started_at": nullable(DATE_TIME),
                         "viewers": {"type": "integer", "minimum": 0},
@@ -1537,6 +1560,115 @@ SCHEMAS: dict[str, Schema] = {
             },
         },
     },
+    # --- staff videos: uploads and clips cut by hand (server/http/videos.py) ------------------
+    "VideoTag": {
+        "type": "object",
+        "description": "A product shown in the video, at seconds from the video's start.",
+        "required": ["sku", "at_s"],
+        "additionalProperties": False,
+        "properties": {"sku": SKU, "at_s": {"type": "number", "minimum": 0, "maximum": 86400}},
+    },
+    "VideoTagsUpdate": {
+        "type": "object",
+        "required": ["tags"],
+        "additionalProperties": False,
+        "properties": {
+            "tags": {
+                "type": "array",
+                "maxItems": 50,
+                "items": ref("VideoTag"),
+                "description": "Every tag of the video (replaces the ones it has). SKUs must "
+                "be active products.",
+            }
+        },
+    },
+    "ShowClipCreate": {
+        "type": "object",
+        "required": ["start_s", "end_s"],
+        "additionalProperties": False,
+        "properties": {
+            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "start_s": {
+                "type": "number",
+                "minimum": 0,
+                "description": "Seconds on the replay's timeline (as GET .../replay reports "
+                "moments). The clip starts on the keyframe at or before it.",
+            },
+            "end_s": {"type": "number", "exclusiveMinimum": 0},
+            "tags": {
+                "type": "array",
+                "maxItems": 50,
+                "items": {
+                    "type": "object",
+                    "required": ["sku"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "sku": SKU,
+                        "at_s": {
+                            "type": "number",
+                            "minimum": 0,
+                            "description": "Seconds from start_s. Default: the product's "
+                            "moment inside the range, else 0.",
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "Video": {
+        "type": "object",
+        "required": [
+            "id",
+            "kind",
+            "title",
+            "show_id",
+            "state",
+            "progress_pct",
+            "error",
+            "start_s",
+            "duration_s",
+            "size_bytes",
+            "transcoded",
+            "video_url",
+            "poster_url",
+            "tags",
+            "created_at",
+            "updated_at",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": UUID,
+            "kind": {"type": "string", "enum": ["upload", "clip"]},
+            "title": {"type": "string"},
+            "show_id": {**nullable(UUID), "description": "The show a clip is cut from."},
+            "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+            "progress_pct": {"type": "integer", "minimum": 0, "maximum": 100},
+            "error": {
+                **nullable({"type": "string"}),
+                "description": "Why the job failed (ffmpeg's last lines when it ran).",
+            },
+            "start_s": {
+                **nullable({"type": "number", "minimum": 0}),
+                "description": "A clip's real start on the replay's timeline (a keyframe).",
+            },
+            "duration_s": {
+                **nullable({"type": "number", "minimum": 0}),
+                "description": "The made video's length; a queued clip's planned length; "
+                "null for an upload not made yet.",
+            },
+            "size_bytes": nullable({"type": "integer", "minimum": 0}),
+            "transcoded": {
+                **nullable({"type": "boolean"}),
+                "description": "true: encoded to H.264/AAC; false: streams copied as they were.",
+            },
+            "video_url": nullable({"type": "string"}),
+            "poster_url": nullable({"type": "string"}),
+            "tags": {"type": "array", "items": ref("VideoTag")},
+            "created_at": DATE_TIME,
+            "updated_at": DATE_TIME,
+        },
+    },
+    "VideoPage": page_of("Video"),
     "ClipList": {
         "type": "object",
         "required": ["items"],

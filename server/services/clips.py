@@ -4,6 +4,7 @@ by each process's `ClipWorker`, which cuts the clip from the replay (media/clips
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import uuid
@@ -12,18 +13,21 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from media.clips import ClipError, cut_clip
-from media.hls import PLAYLIST
+from media.clips import BEFORE_S, ClipError, cut_clip
+from media.hls import PLAYLIST, SEGMENT_NAME
+from media.posters import make_poster
+from server.services import jobs
+from server.services.jobs import DONE, FAILED, PROGRESS_EVERY_S, QUEUED, QueueWorker
+from server.services.storage import MADE_CACHE, Storage
 from server.store import models
 from server.store.db import Database
 from server.store.models import utcnow
 
 log = logging.getLogger("showroom.clips")
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-POLL_SECONDS = 5.0  # jobs another process queued are found this often
-PROGRESS_EVERY_S = 0.5  # progress is written at most this often
+HLS_PLAYLIST = "application/vnd.apple.mpegurl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,11 @@ class NewClip:
 def clip_path(show_id: uuid.UUID, sku: str) -> str:
     """Where a clip is stored, relative to the data directory."""
     return f"clips/{show_id}/{sku}.mp4"
+
+
+def poster_path(show_id: uuid.UUID, sku: str) -> str:
+    """Where a clip's poster is stored, relative to the data directory."""
+    return f"clips/{show_id}/{sku}.jpg"
 
 
 async def do_enqueue_clips(
@@ -136,43 +145,16 @@ async def list_done_clips(
 
 async def do_requeue_running(db: Database) -> int:
     """Jobs a crash left running go back to the queue (run at start-up)."""
-    async with db.transaction() as session:
-        result = await session.execute(
-            update(models.ClipJob)
-            .where(models.ClipJob.state == RUNNING)
-            .values(state=QUEUED, progress_pct=0, updated_at=utcnow())
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+    return await jobs.do_requeue_running(db, models.ClipJob)
+
+
+async def _record(_: AsyncSession, row: models.ClipJob) -> ClipRecord:
+    return ClipRecord.of(row)
 
 
 async def do_claim_next(db: Database) -> ClipRecord | None:
-    """The oldest queued job, now running; None when there is none. A job another process
-    claimed first is skipped."""
-    oldest = (
-        select(models.ClipJob.id)
-        .where(models.ClipJob.state == QUEUED)
-        .order_by(models.ClipJob.created_at, models.ClipJob.id)
-        .limit(1)
-    )
-    async with db.read() as session:  # the idle worker's poll takes no write lock
-        if await session.scalar(oldest) is None:
-            return None
-    for _ in range(5):
-        async with db.transaction() as session:
-            job_id = await session.scalar(oldest)
-            if job_id is None:
-                return None
-            result = await session.execute(
-                update(models.ClipJob)
-                .where(models.ClipJob.id == job_id, models.ClipJob.state == QUEUED)
-                .values(state=RUNNING, progress_pct=0, error=None, updated_at=utcnow())
-            )
-            if getattr(result, "rowcount", 0) != 1:
-                continue
-            row = await session.get(models.ClipJob, job_id, populate_existing=True)
-            assert row is not None
-            return ClipRecord.of(row)
-    return None
+    """The oldest queued job, now running; None when there is none."""
+    return await jobs.do_claim_next(db, models.ClipJob, _record)
 
 
 async def _set(db: Database, job_id: uuid.UUID, **values: object) -> None:
@@ -200,40 +182,35 @@ async def do_requeue(db: Database, job_id: uuid.UUID) -> None:
     await _set(db, job_id, state=QUEUED, progress_pct=0)
 
 
-class ClipWorker:
-    """Runs queued clip jobs one at a time, oldest first, until stopped. `wake` makes it look
-    for work now (a show just ended here); otherwise it looks every POLL_SECONDS."""
+class ClipWorker(QueueWorker[ClipRecord]):
+    """Runs queued clip jobs one at a time, oldest first (jobs.QueueWorker), and, with a
+    bucket, copies ended shows' replays to it when no clip is waiting."""
 
-    def __init__(self, db: Database, data_dir: Path, hls_dir: Path) -> None:
+    def __init__(
+        self, db: Database, data_dir: Path, hls_dir: Path, storage: Storage | None = None
+    ) -> None:
+        super().__init__(log)
         self.db = db
         self.data_dir = data_dir
         self.hls_dir = hls_dir
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self.storage = storage or Storage(data_dir)
+        self._replays: collections.deque[uuid.UUID] = collections.deque()
 
-    def wake(self) -> None:
-        self._wake.set()
+    def publish_replay(self, show_id: uuid.UUID) -> None:
+        """Copy the ended show's replay to the bucket, once the queued clips are cut (they
+        are cut from its segments, which stay on disk too). Nothing to do without a bucket."""
+        if self.storage.remote:
+            self._replays.append(show_id)
+            self.wake()
 
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
+    async def claim(self) -> ClipRecord | None:
+        return await do_claim_next(self.db)
 
-    async def run(self) -> None:
-        while not self._stopping:
-            try:
-                job = await do_claim_next(self.db)
-            except Exception:
-                log.exception("could not take a clip job; trying again in %s s", POLL_SECONDS)
-                job = None
-            if job is not None:
-                try:
-                    await self.run_job(job)
-                except Exception:  # the database failed us; the job is retried at start-up
-                    log.exception("clip job %s could not be recorded", job.id)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
-            self._wake.clear()
+    async def between_jobs(self) -> bool:
+        if not self._replays:
+            return False
+        await self.copy_replay(self._replays.popleft())
+        return True
 
     async def run_job(self, job: ClipRecord) -> None:
         relative = clip_path(job.show_id, job.sku)
@@ -268,4 +245,43 @@ class ClipWorker:
             log.exception("clip %s of show %s failed", job.sku, job.show_id)
             await do_fail(self.db, job.id, str(exc) or type(exc).__name__)
             return
+        await self.make_poster(job)
+        poster = poster_path(job.show_id, job.sku)
+        if await asyncio.to_thread(self.storage.local(poster).is_file):
+            await self.storage.publish(poster, "image/jpeg", cache_control=MADE_CACHE)
+        await self.storage.publish(relative, "video/mp4", cache_control=MADE_CACHE)
         await do_finish(self.db, job.id, relative)
+
+    async def copy_replay(self, show_id: uuid.UUID) -> None:
+        """The replay's playlist and segments to the bucket (kept on disk as well)."""
+        folder = self.hls_dir / str(show_id)
+        try:
+            names = await asyncio.to_thread(
+                lambda: sorted(p.name for p in folder.iterdir() if SEGMENT_NAME.fullmatch(p.name))
+            )
+        except OSError:
+            return
+        prefix = folder.relative_to(self.data_dir)
+        files = [(f"{prefix}/{name}", "video/mp2t") for name in names]
+        copied = await self.storage.publish_many(
+            files, cache_control="public, max-age=31536000, immutable", keep_local=True
+        )
+        await self.storage.publish(
+            f"{prefix}/{PLAYLIST}", HLS_PLAYLIST, cache_control="no-cache", keep_local=True
+        )
+        log.info(
+            "replay of %s: %d of %d segments copied to the bucket", show_id, copied, len(files)
+        )
+
+    async def make_poster(self, job: ClipRecord) -> None:
+        """The clip's poster: its frame about the product's moment (BEFORE_S + 1 s in). A
+        clip without one is still a clip (the player shows its first frame)."""
+        at = min(BEFORE_S + 1.0, job.duration_s / 2)
+        try:
+            await make_poster(
+                self.data_dir / clip_path(job.show_id, job.sku),
+                at,
+                self.data_dir / poster_path(job.show_id, job.sku),
+            )
+        except ClipError as exc:
+            log.warning("no poster for clip %s of show %s: %s", job.sku, job.show_id, exc)

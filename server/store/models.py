@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -332,6 +333,62 @@ class ClipJob(Base):
     error: Mapped[str | None] = mapped_column(Text)  # ffmpeg's reason, when failed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Video(Base):
+    """A video made by staff: an uploaded file, or a clip cut from a show's replay. Queued,
+    then made by the app's video worker (one at a time per process); served once done."""
+
+    __tablename__ = "videos"
+    __table_args__ = (
+        CheckConstraint("kind IN ('upload', 'clip')", name="kind_known"),
+        CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="state_known"),
+        CheckConstraint("progress_pct >= 0 AND progress_pct <= 100", name="progress_in_range"),
+        CheckConstraint(
+            "kind = 'upload' OR (show_id IS NOT NULL AND start_s >= 0 AND duration_s > 0)",
+            name="clip_has_range",
+        ),
+        Index("ix_videos_due", "state", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(200))
+    show_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("shows.id", ondelete="CASCADE")
+    )
+    state: Mapped[str] = mapped_column(String(8), default="queued")
+    progress_pct: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)  # the reason, when failed
+    start_s: Mapped[float | None] = mapped_column(Float)  # a clip's start in the replay
+    duration_s: Mapped[float | None] = mapped_column(Float)  # a clip's range; then the made one
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    source_path: Mapped[str | None] = mapped_column(String(500))  # an upload, until made
+    path: Mapped[str | None] = mapped_column(String(500))  # relative to the data directory
+    poster_path: Mapped[str | None] = mapped_column(String(500))
+    transcoded: Mapped[bool | None] = mapped_column(Boolean)  # re-encoded, or only remuxed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VideoTag(Base):
+    """A product shown in a video, at seconds from the video's start."""
+
+    __tablename__ = "video_tags"
+    __table_args__ = (
+        CheckConstraint("at_s >= 0", name="at_non_negative"),
+        Index("ix_video_tags_sku", "sku"),
+    )
+
+    video_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("products.id", ondelete="CASCADE")
+    )
+    sku: Mapped[str] = mapped_column(String(64))
+    at_s: Mapped[float] = mapped_column(Float)
 
 
 class ShowPin(Base):
