@@ -363,3 +363,39 @@ async def settled_clips(api: Api, admin: str, show_id: str, count: int) -> list[
             return items
         assert time.monotonic() < deadline, items
         await asyncio.sleep(0.1)
+
+
+# --- uploads ------------------------------------------------------------------------------
+
+BOUNDARY = "showroom-test-boundary"
+FORM = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def form(*parts: tuple[str, bytes, str | None]) -> bytes:
+    """A multipart/form-data body of (name, content, file name or None) parts."""
+    body = b""
+    for name, content, filename in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        body += content + b"\r\n"
+    return body + f"--{BOUNDARY}--\r\n".encode()
+
+
+async def upload_video(api: Api, admin: str, content: bytes, **fields: str) -> Answer:
+    """POST /api/v1/videos with `content` as the file and `fields` (title, tags)."""
+    parts = [(k, v.encode(), None) for k, v in fields.items()] + [("file", content, "a.bin")]
+    return await api.call(
+        "POST", "/api/v1/videos", auth=admin, data=form(*parts), headers={"Content-Type": FORM}
+    )
+
+
+async def settled_video(api: Api, admin: str, video_id: str, seconds: float = 30) -> dict[str, Any]:
+    """The video once its job is done or failed."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = await api.call("GET", f"/api/v1/videos/{video_id}", auth=admin)
+        assert answer.status == 200, answer.text
+        if answer.body["state"] in ("done", "failed"):
+            return dict(answer.body)
+        assert time.monotonic() < deadline, answer.body
+        await asyncio.sleep(0.05)

@@ -16,25 +16,11 @@ from server.http.routes import OPERATIONS
 from server.services import catalog, identity, shows, webhooks
 from server.services.identity import Role
 from server.store.db import Database
-from tests.conftest import Api, product_body, snapshot, viewer_token
+from tests.conftest import FORM, Api, form, product_body, snapshot, viewer_token
 
 MAX_BODY = 64 * 1024  # tests/conftest.py settings
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
 MAX_UPLOAD = 1024 * 1024  # tests/conftest.py settings: max_upload_mb=1
-BOUNDARY = "showroom-test-boundary"
-FORM = f"multipart/form-data; boundary={BOUNDARY}"
-
-
-def form(*parts: tuple[str, bytes, str | None]) -> bytes:
-    """A multipart/form-data body of (name, content, file name or None) parts."""
-    body = b""
-    for name, content, filename in parts:
-        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        body += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
-        body += content + b"\r\n"
-    return body + f"--{BOUNDARY}--\r\n".encode()
-
-
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
 
 

@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from media.clips import FFMPEG
 from server.app import create_app
 from server.config import Settings
 from server.keys import OPENAPI
@@ -29,7 +31,9 @@ from tests.conftest import (
     create_show,
     host_token,
     place_pins,
+    settled_video,
     unavailable,
+    upload_video,
     viewer_token,
 )
 from tests.media_peers import film
@@ -567,8 +571,25 @@ async def test_the_replay_shows_each_product_at_its_moment_and_embeds_by_sku(
     assert await watch.is_disabled("#chat-send")  # chat closed with the show
     await watch.screenshot(path=str(shots / "watch-phone-replay.png"))
 
+    # A product only an uploaded video shows (no show pinned it), tagged at 1 s.
+    await create_product(api, admin, "CAP-1", stock=5, image_url=None)
+    movie = Path(settings.data_dir) / "cap.mp4"
+    await asyncio.to_thread(
+        subprocess.run,
+        [FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:d=3",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(movie)],
+        check=True,
+    )  # fmt: skip
+    sent = await upload_video(
+        api, admin, movie.read_bytes(), title="Cap lookbook", tags='[{"sku": "CAP-1", "at_s": 1}]'
+    )
+    assert sent.status == 202, sent.text
+    uploaded = await settled_video(api, admin, sent.body["id"])
+    assert uploaded["state"] == "done", uploaded
+
     # On a brand's product page (another site), data-sku embeds that replay at the moment
-    # the product was pinned; a product with no video leaves the page as it was.
+    # the product was pinned, or the upload that shows it; a product with no video leaves
+    # the page as it was.
     page_html = {
         "/serum": f"""<!doctype html><html><body><h1>Serum</h1>
 <script>window.events = [];
@@ -578,6 +599,10 @@ document.addEventListener("showroom:ready", (e) => window.events.push(e.detail))
 <script>window.none = [];
 document.addEventListener("showroom:no_videos", (e) => window.none.push(e.detail));</script>
 <script src="{base}/embed.js" data-sku="NOTHING-HERE"></script></body></html>""",
+        "/cap": f"""<!doctype html><html><body><h1>Cap</h1>
+<script>window.events = [];
+document.addEventListener("showroom:ready", (e) => window.events.push(e.detail));</script>
+<script src="{base}/embed.js" data-sku="CAP-1"></script></body></html>""",
     }
 
     async def serve(request: web.Request) -> web.Response:
@@ -599,6 +624,18 @@ document.addEventListener("showroom:no_videos", (e) => window.none.push(e.detail
     await page.goto(f"http://localhost:{site.port}/tee-l")
     await page.wait_for_function("window.none.length === 1")
     assert await page.locator("iframe").count() == 0
+    # The upload plays in a plain <video> on the brand's page, from the product's tag.
+    await page.goto(f"http://localhost:{site.port}/cap")
+    await page.wait_for_function("window.events.length === 1")
+    assert (await page.evaluate("window.events"))[0]["video_id"] == uploaded["id"]
+    assert await page.locator("iframe").count() == 0
+    player = page.locator(".showroom-embed[data-sku='CAP-1'] video")
+    assert await player.get_attribute("poster") == base + uploaded["poster_url"]
+    await page.wait_for_function(
+        "document.querySelector('.showroom-embed video').readyState >= 1", timeout=10_000
+    )
+    assert await page.evaluate("document.querySelector('.showroom-embed video').currentTime") == 1
+    assert await page.evaluate("document.querySelector('.showroom-embed video').duration") > 2.9
     assert errors == []
     await page.close()
     await watch.close()

@@ -29,9 +29,15 @@ from server.config import Settings
 from server.keys import OPENAPI, STORAGE
 from server.services.storage import PART_BYTES, Bucket, Storage
 from server.store.db import Database
-from tests.conftest import Api, create_product, filmed_show, settled_clips
+from tests.conftest import (
+    Api,
+    create_product,
+    filmed_show,
+    settled_clips,
+    settled_video,
+    upload_video,
+)
 from tests.test_clips import database_url as database_url  # one SQLite file for the module
-from tests.test_videos import settled, upload
 
 BUCKET = "brand-videos"
 PREFIX = "showroom/"
@@ -259,9 +265,9 @@ async def test_an_upload_is_made_into_the_bucket_and_deleted_from_it(
          "-c:v", "libx264", "-pix_fmt", "yuv420p", str(movie)],
         check=True,
     )  # fmt: skip
-    sent = await upload(api, admin, movie.read_bytes(), title="Lookbook")
+    sent = await upload_video(api, admin, movie.read_bytes(), title="Lookbook")
     assert sent.status == 202, sent.text
-    made = await settled(api, admin, sent.body["id"])
+    made = await settled_video(api, admin, sent.body["id"])
     assert made["state"] == "done", made
     video_id = made["id"]
     keys = await _keys(bucket)

@@ -10,7 +10,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import av
 import pytest
@@ -31,13 +30,21 @@ from server.keys import VIDEOS
 from server.services.videos import sweep_partials
 from server.store.db import Database
 from server.store.migrate import upgrade
-from tests.conftest import Api, create_product, create_show, host_token, place_pins
+from tests.conftest import (
+    FORM,
+    Api,
+    create_product,
+    create_show,
+    form,
+    host_token,
+    place_pins,
+    settled_video,
+    upload_video,
+)
 from tests.media_peers import film
 
 SECONDS = 3
 FRAME_S = 1 / 25
-BOUNDARY = "video-test-boundary"
-FORM = f"multipart/form-data; boundary={BOUNDARY}"
 
 
 @pytest.fixture(scope="module")
@@ -79,33 +86,6 @@ def streams(path: Path) -> tuple[list[str], float]:
     with av.open(str(path)) as media:
         assert media.duration is not None
         return sorted(s.codec_context.name for s in media.streams), media.duration / 1e6
-
-
-def form(*parts: tuple[str, bytes, str | None]) -> bytes:
-    body = b""
-    for name, content, filename in parts:
-        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        body += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
-        body += content + b"\r\n"
-    return body + f"--{BOUNDARY}--\r\n".encode()
-
-
-async def upload(api: Api, admin: str, content: bytes, **fields: str) -> Any:
-    parts = [(k, v.encode(), None) for k, v in fields.items()] + [("file", content, "a.bin")]
-    return await api.call(
-        "POST", "/api/v1/videos", auth=admin, data=form(*parts), headers={"Content-Type": FORM}
-    )
-
-
-async def settled(api: Api, admin: str, video_id: str, seconds: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
-    while True:
-        answer = await api.call("GET", f"/api/v1/videos/{video_id}", auth=admin)
-        assert answer.status == 200, answer.text
-        if answer.body["state"] in ("done", "failed"):
-            return dict(answer.body)
-        assert time.monotonic() < deadline, answer.body
-        await asyncio.sleep(0.05)
 
 
 def names(folder: Path) -> list[str]:
@@ -220,7 +200,9 @@ async def test_an_upload_is_queued_made_served_and_sells_its_products(
     api: Api, admin: str, settings: Settings, samples: dict[str, Path], world: None
 ) -> None:
     tags = '[{"sku": "SERUM", "at_s": 1.5}, {"sku": "TEE", "at_s": 99}]'
-    answer = await upload(api, admin, samples["webm"].read_bytes(), title="Serum demo", tags=tags)
+    answer = await upload_video(
+        api, admin, samples["webm"].read_bytes(), title="Serum demo", tags=tags
+    )
     assert answer.status == 202, answer.text
     video = answer.body
     assert answer.headers["Location"] == f"/api/v1/videos/{video['id']}"
@@ -228,7 +210,7 @@ async def test_an_upload_is_queued_made_served_and_sells_its_products(
     assert video["video_url"] is None and video["duration_s"] is None
     assert [(t["sku"], t["at_s"]) for t in video["tags"]] == [("SERUM", 1.5), ("TEE", 99)]
 
-    done = await settled(api, admin, video["id"])
+    done = await settled_video(api, admin, video["id"])
     assert done["state"] == "done" and done["progress_pct"] == 100, done
     assert done["error"] is None and done["transcoded"] is True
     assert abs(done["duration_s"] - SECONDS) <= 0.1
@@ -288,9 +270,9 @@ async def test_mp4_and_mov_uploads_are_copied_not_encoded(
     api: Api, admin: str, samples: dict[str, Path]
 ) -> None:
     for name in ("mp4", "mov"):
-        answer = await upload(api, admin, samples[name].read_bytes())
+        answer = await upload_video(api, admin, samples[name].read_bytes())
         assert answer.status == 202, answer.text
-        done = await settled(api, admin, answer.body["id"])
+        done = await settled_video(api, admin, answer.body["id"])
         assert done["state"] == "done" and done["transcoded"] is False, done
         assert done["title"] == "a"  # the file's name, without a title field
 
@@ -300,7 +282,7 @@ async def test_an_oversized_upload_is_refused_as_it_arrives_and_leaves_nothing(
 ) -> None:
     big = samples["mp4"].read_bytes() + b"\0" * (1024 * 1024)  # settings: 1 MiB at most
 
-    announced = await upload(api, admin, big)  # Content-Length says it: refused unread
+    announced = await upload_video(api, admin, big)  # Content-Length says it: refused unread
     assert announced.status == 413, announced.text
     assert "SHOWROOM_MAX_UPLOAD_MB" in announced.body["detail"]
 
@@ -355,9 +337,9 @@ async def test_a_damaged_upload_fails_its_job_with_the_reason_and_leaves_nothing
             check=True,
         )
         content = sound.read_bytes()
-    answer = await upload(api, admin, content)
+    answer = await upload_video(api, admin, content)
     assert answer.status == 202, answer.text
-    failed = await settled(api, admin, answer.body["id"])
+    failed = await settled_video(api, admin, answer.body["id"])
     assert failed["state"] == "failed" and reason in failed["error"], failed
     assert str(settings.data_dir) not in failed["error"]  # no server paths in the API
     assert failed["video_url"] is None
@@ -380,8 +362,8 @@ async def test_a_full_disk_fails_the_job_with_a_clear_reason_and_leaves_nothing(
     api.client.app[VIDEOS].ffmpeg_binary = _wrapper(
         tmp_path, "small-disk", f"trap '' XFSZ\nulimit -f 8\nexec {FFMPEG} \"$@\""
     )
-    answer = await upload(api, admin, samples["webm"].read_bytes())
-    failed = await settled(api, admin, answer.body["id"])
+    answer = await upload_video(api, admin, samples["webm"].read_bytes())
+    failed = await settled_video(api, admin, answer.body["id"])
     assert failed["state"] == "failed", failed
     assert failed["error"].startswith("the disk is full") and "File too large" in failed["error"]
     assert leftovers(settings) == []
@@ -396,8 +378,8 @@ async def test_ffmpeg_crashing_mid_job_fails_it_and_leaves_nothing(
         "crashing",
         f'(sleep 0.5; kill -SEGV $$) >/dev/null 2>&1 </dev/null &\nexec {FFMPEG} -re "$@"',
     )
-    answer = await upload(api, admin, samples["webm"].read_bytes())
-    failed = await settled(api, admin, answer.body["id"])
+    answer = await upload_video(api, admin, samples["webm"].read_bytes())
+    failed = await settled_video(api, admin, answer.body["id"])
     assert failed["state"] == "failed", failed
     assert failed["error"].startswith("ffmpeg crashed (killed by SIGSEGV)"), failed["error"]
     assert leftovers(settings) == []
@@ -407,7 +389,7 @@ async def test_deleting_a_video_while_it_is_made_stops_the_job_and_leaves_nothin
     api: Api, admin: str, settings: Settings, samples: dict[str, Path], tmp_path: Path
 ) -> None:
     api.client.app[VIDEOS].ffmpeg_binary = _wrapper(tmp_path, "slow", f'exec {FFMPEG} -re "$@"')
-    answer = await upload(api, admin, samples["webm"].read_bytes())
+    answer = await upload_video(api, admin, samples["webm"].read_bytes())
     video_id = answer.body["id"]
     deadline = time.monotonic() + 10
     while (await api.call("GET", f"/api/v1/videos/{video_id}", auth=admin)).body[
@@ -480,7 +462,7 @@ async def test_staff_cut_a_clip_from_the_replay_and_it_sells_with_the_uploads(
     assert (cut.body["start_s"], cut.body["duration_s"]) == (2.0, 7.0)
     # SERUM: its moment (5 s in the replay) is 3 s into the clip; TEE: 0.5 s after 3 s.
     assert [(t["sku"], t["at_s"]) for t in cut.body["tags"]] == [("TEE", 1.5), ("SERUM", 3.0)]
-    done = await settled(api, admin, cut.body["id"])
+    done = await settled_video(api, admin, cut.body["id"])
     assert done["state"] == "done" and done["transcoded"] is False, done
     seen_by_host = await api.call("GET", f"/api/v1/videos/{done['id']}", auth=token)
     assert seen_by_host.status == 200
@@ -498,10 +480,10 @@ async def test_staff_cut_a_clip_from_the_replay_and_it_sells_with_the_uploads(
         assert time.monotonic() < deadline
         await asyncio.sleep(0.1)
     assert [i["sku"] for i in auto.body["items"]] == ["SERUM"]  # staff clips are not listed here
-    uploaded = await upload(
+    uploaded = await upload_video(
         api, admin, samples["mp4"].read_bytes(), tags='[{"sku": "SERUM", "at_s": 1}]'
     )
-    await settled(api, admin, uploaded.body["id"])
+    await settled_video(api, admin, uploaded.body["id"])
 
     selling = await api.call("GET", "/api/v1/products/SERUM/videos")
     assert selling.status == 200, selling.text

@@ -5,7 +5,9 @@
 //
 // data-show embeds that show (live, or its replay once it ended); data-sku embeds the
 // product's best video (GET /api/v1/products/{sku}/videos: a replay of a show that pinned
-// it, most watched first, starting where it was pinned), or nothing, with a
+// it, most watched first, starting where it was pinned; or, for a product only uploaded
+// videos show, the newest of them as a plain <video> with its poster, starting at the
+// product's tag, with `showroom:ready` {video_id, kind, title, sku}), or nothing, with a
 // `showroom:no_videos` {sku} event on the page, when it has none.
 //
 // It puts the watch page in an iframe right after the tag (the video, the pinned
@@ -88,10 +90,37 @@
   fetch(`${origin}/api/v1/products/${encodeURIComponent(sku)}/videos?limit=1`)
     .then((response) => (response.ok ? response.json() : { items: [] }))
     .then((list) => {
-      // An upload has no watch page (watch_url null): the embed shows shows' videos only.
-      const best = (list.items || []).find((item) => item.watch_url);
-      if (best) mount(best.watch_url, { sku, show: best.show_id });
-      else none();
+      const best = (list.items || [])[0];
+      if (!best) none();
+      else if (best.watch_url) mount(best.watch_url, { sku, show: best.show_id });
+      else play(best); // an upload has no show, so no watch page: its video, on this page
     })
     .catch(none);
+
+  // An uploaded video on the product's own page: the product is already there, so the
+  // video alone, with its poster, starting at the product's first moment.
+  function play(item) {
+    const wrapper = document.createElement("div");
+    wrapper.className = "showroom-embed";
+    wrapper.dataset.sku = sku;
+    wrapper.dataset.video = item.video_id;
+    wrapper.style.cssText = "position:relative;width:100%;max-width:480px;";
+    const video = document.createElement("video");
+    const at = item.moments && item.moments.length ? item.moments[0].at_s : 0;
+    video.src = new URL(item.video_url, origin).href + (at > 0 ? `#t=${at}` : "");
+    if (item.poster_url) video.poster = new URL(item.poster_url, origin).href;
+    video.controls = true;
+    video.playsInline = true;
+    video.preload = "metadata";
+    video.title = data.title || item.title;
+    video.style.cssText = `display:block;width:100%;border-radius:12px;background:#000;${
+      data.height ? `height:${data.height};` : "max-height:90vh;"
+    }`;
+    wrapper.appendChild(video);
+    script.insertAdjacentElement("afterend", wrapper);
+    wrapper.dispatchEvent(new CustomEvent("showroom:ready", {
+      detail: { video_id: item.video_id, kind: item.kind, title: item.title, sku },
+      bubbles: true,
+    }));
+  }
 })();
