@@ -223,11 +223,17 @@ async def test_a_large_file_goes_up_in_parts_and_arrives_whole(
         await storage.close()
 
 
-async def test_without_the_bucket_finished_files_stay_on_disk_and_are_served(
-    db: Database, admin: str, settings: Settings, aiohttp_client: Any
+async def test_without_the_bucket_files_stay_on_disk_and_go_up_at_the_next_start(
+    db: Database,
+    admin: str,
+    settings: Settings,
+    aiohttp_client: Any,
+    bucket: Any,
+    s3_endpoint: str,
 ) -> None:
     """The bucket unreachable (nothing listens at its endpoint): the clip is still made, kept
-    on disk and served from there, and the failure counted."""
+    on disk and served from there, and the failure counted. The next start with the bucket
+    back copies what was left: the clip, its poster and the replay."""
     api = await _api_with(
         settings,
         aiohttp_client,
@@ -244,6 +250,21 @@ async def test_without_the_bucket_finished_files_stay_on_disk_and_are_served(
     assert served.status == 200 and await served.read() == clip.read_bytes()
     storage = api.client.app[STORAGE]
     assert storage.failed >= 2 and storage.published == 0  # the clip and its poster
+
+    # A server started with the bucket reachable catches up on what was left on disk.
+    again = await _api_with(settings, aiohttp_client, s3_bucket=BUCKET, s3_endpoint_url=s3_endpoint)
+    replay = settings.data_dir / "hls" / show_id
+    wanted = {f"clips/{show_id}/SERUM.mp4", f"clips/{show_id}/SERUM.jpg"}
+    wanted |= {f"hls/{show_id}/{p.name}" for p in replay.glob("seg-*.ts")}
+    wanted.add(f"hls/{show_id}/index.m3u8")
+    deadline = time.monotonic() + 30
+    while not (wanted <= set(await _keys(bucket)) and (replay / ".copied").exists()):
+        assert time.monotonic() < deadline, sorted(wanted - set(await _keys(bucket)))
+        await asyncio.sleep(0.1)
+    assert not clip.exists()  # in the bucket now, and served from there
+    moved = await again.client.get(item["url"], allow_redirects=False)
+    assert moved.status == 302
+    assert again.client.app[STORAGE].failed == 0
 
 
 async def test_an_upload_is_made_into_the_bucket_and_deleted_from_it(

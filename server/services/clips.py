@@ -28,6 +28,8 @@ from server.store.models import utcnow
 log = logging.getLogger("showroom.clips")
 
 HLS_PLAYLIST = "application/vnd.apple.mpegurl"
+COPIED = ".copied"  # in a replay's folder: every file of it is in the bucket
+MADE_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,7 @@ class ClipWorker(QueueWorker[ClipRecord]):
         self.hls_dir = hls_dir
         self.storage = storage or Storage(data_dir)
         self._replays: collections.deque[uuid.UUID] = collections.deque()
+        self._catch_up = self.storage.remote  # once, at start: what earlier runs left here
 
     def publish_replay(self, show_id: uuid.UUID) -> None:
         """Copy the ended show's replay to the bucket, once the queued clips are cut (they
@@ -207,6 +210,10 @@ class ClipWorker(QueueWorker[ClipRecord]):
         return await do_claim_next(self.db)
 
     async def between_jobs(self) -> bool:
+        if self._catch_up:
+            self._catch_up = False
+            await self.copy_leftovers()
+            return True
         if not self._replays:
             return False
         await self.copy_replay(self._replays.popleft())
@@ -266,12 +273,47 @@ class ClipWorker(QueueWorker[ClipRecord]):
         copied = await self.storage.publish_many(
             files, cache_control="public, max-age=31536000, immutable", keep_local=True
         )
-        await self.storage.publish(
+        listed = await self.storage.publish(
             f"{prefix}/{PLAYLIST}", HLS_PLAYLIST, cache_control="no-cache", keep_local=True
         )
         log.info(
             "replay of %s: %d of %d segments copied to the bucket", show_id, copied, len(files)
         )
+        if listed and copied == len(files):  # else copied again at the next start
+            await asyncio.to_thread((folder / COPIED).touch)
+
+    async def copy_leftovers(self) -> None:
+        """What earlier runs could not copy to the bucket (it was unreachable, or the
+        server stopped first): made clips, uploads and posters still on this disk, and
+        ended shows' replays not marked copied. Files being made have a dot first."""
+        files = await asyncio.to_thread(self._made_files)
+        if files:
+            copied = await self.storage.publish_many(
+                files, cache_control=MADE_CACHE, keep_local=False
+            )
+            log.info("%d of %d files left on disk copied to the bucket", copied, len(files))
+        self._replays.extend(await asyncio.to_thread(self._uncopied_replays))
+
+    def _made_files(self) -> list[tuple[str, str]]:
+        found = []
+        for folder in ("clips", "videos"):
+            for path in (self.data_dir / folder).rglob("*"):
+                kind = MADE_TYPES.get(path.suffix)
+                if kind and path.is_file() and not path.name.startswith("."):
+                    found.append((str(path.relative_to(self.data_dir)), kind))
+        return sorted(found)
+
+    def _uncopied_replays(self) -> list[uuid.UUID]:
+        shows = []
+        for folder in sorted(self.hls_dir.glob("*/")):
+            try:
+                show_id = uuid.UUID(folder.name)
+                ended = "#EXT-X-ENDLIST" in (folder / PLAYLIST).read_text()
+            except (ValueError, OSError):
+                continue
+            if ended and not (folder / COPIED).exists():
+                shows.append(show_id)
+        return shows
 
     async def make_poster(self, job: ClipRecord) -> None:
         """The clip's poster: its frame about the product's moment (BEFORE_S + 1 s in). A
