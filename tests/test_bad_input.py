@@ -536,6 +536,7 @@ async def world(db: Database) -> dict[str, str]:
         "delivery_id": MISSING_ID,
         "member_id": "world-member",
         "video_id": MISSING_ID,  # videos are made by a job; none is needed to be refused
+        "viewer": "world-browser",
     }
 
 

@@ -636,6 +636,27 @@ document.addEventListener("showroom:ready", (e) => window.events.push(e.detail))
     )
     assert await page.evaluate("document.querySelector('.showroom-embed video').currentTime") == 1
     assert await page.evaluate("document.querySelector('.showroom-embed video').duration") > 2.9
+    # Its first play counts once for this browser (a beacon), and ranks the video.
+    for _ in range(2):
+        await page.evaluate(
+            "() => { const v = document.querySelector('.showroom-embed video'); v.muted = true;"
+            " return v.play(); }"
+        )
+        await page.wait_for_function(
+            "document.querySelector('.showroom-embed video').currentTime > 1.2"
+        )
+        await page.reload()
+        await page.wait_for_function("window.events.length === 1")
+
+    async def counted() -> int:
+        listed = await api.call("GET", "/api/v1/products/CAP-1/videos")
+        return int(listed.body["items"][0]["viewers"])
+
+    for _ in range(50):
+        if await counted() == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert await counted() == 1  # two plays, one browser
     assert errors == []
     await page.close()
     await watch.close()

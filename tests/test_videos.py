@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -500,6 +501,25 @@ async def test_staff_cut_a_clip_from_the_replay_and_it_sells_with_the_uploads(
     assert [m["at_s"] for m in staff["moments"]] == [3.0]
     best = await api.call("GET", "/api/v1/products/SERUM/videos?limit=1")
     assert [i["kind"] for i in best.body["items"]] == ["replay"]  # what the embed mounts
+
+    # Played on brands' pages by two browsers (one of them twice): the upload ranks by its
+    # two viewers, ahead of a show nobody watched live; the show's videos stay together.
+    assert items[0]["viewers"] == 0
+    for viewer in ("browser-aaaa", "browser-bbbb", "browser-aaaa"):
+        played = await api.call("POST", f"/videos/{uploaded.body['id']}/plays/{viewer}")
+        assert played.status == 204, played.text
+        assert played.headers["Access-Control-Allow-Origin"] == "*"
+    ranked = (await api.call("GET", "/api/v1/products/SERUM/videos")).body["items"]
+    assert [(i["kind"], i.get("video_id")) for i in ranked] == [
+        ("upload", uploaded.body["id"]),
+        ("replay", None),
+        ("clip", None),
+        ("clip", done["id"]),
+    ]
+    assert ranked[0]["viewers"] == 2
+    # Only a made video counts plays.
+    unknown = await api.call("POST", f"/videos/{uuid.uuid4()}/plays/browser-aaaa")
+    assert unknown.status == 404
 
 
 def test_temporary_files_a_dead_process_left_are_swept_when_old(tmp_path: Path) -> None:

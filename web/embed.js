@@ -116,11 +116,35 @@
     video.style.cssText = `display:block;width:100%;border-radius:12px;background:#000;${
       data.height ? `height:${data.height};` : "max-height:90vh;"
     }`;
+    // Its first play on this browser counts once towards the video's rank among the
+    // product's videos (a beacon: no body, no preflight, nothing to wait for).
+    video.addEventListener("playing", () => {
+      const url = `${origin}/videos/${encodeURIComponent(item.video_id)}/plays/${viewerId()}`;
+      if (navigator.sendBeacon) navigator.sendBeacon(url);
+      else fetch(url, { method: "POST", mode: "no-cors", keepalive: true }).catch(() => {});
+    }, { once: true });
     wrapper.appendChild(video);
     script.insertAdjacentElement("afterend", wrapper);
     wrapper.dispatchEvent(new CustomEvent("showroom:ready", {
       detail: { video_id: item.video_id, kind: item.kind, title: item.title, sku },
       bubbles: true,
     }));
+  }
+
+  // A random id for this browser on this site, kept in its storage (a fresh one per page
+  // when storage is off): its plays of a video count once.
+  function viewerId() {
+    const key = "showroom.viewer";
+    const fresh = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    try {
+      let id = localStorage.getItem(key);
+      if (!id || !/^[A-Za-z0-9_-]{8,64}$/.test(id)) {
+        id = fresh();
+        localStorage.setItem(key, id);
+      }
+      return id;
+    } catch {
+      return fresh();
+    }
   }
 })();

@@ -79,6 +79,10 @@ PATH_PARAMS: dict[str, tuple[Schema, str]] = {
         {"type": "string", "pattern": "^seg-[0-9]{6,9}\\.ts$"},
         "An HLS segment's name, as the playlist lists it.",
     ),
+    "viewer": (
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+        "A browser's own random id (web/embed.js keeps one per site), so its plays count once.",
+    ),
     "clip": (
         {"type": "string", "pattern": CLIP_NAME.pattern},
         "A product clip's file name: the product's SKU and `.mp4`, or `.jpg` for its poster.",

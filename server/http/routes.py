@@ -607,6 +607,19 @@ OPERATIONS: list[Operation] = [
         response_type="image/jpeg",
         description="Public and open to any origin. 404 until the video is made.",
     ),
+    Operation(
+        "POST",
+        "/videos/{video_id}/plays/{viewer}",
+        videos.record_play,
+        "recordVideoPlay",
+        "Count a play of an uploaded video or staff clip",
+        "media",
+        {204: ("Counted (a viewer counted before is not counted again)", None)},
+        description="Sent by the product-page embed when a video starts playing (a beacon: "
+        "no body, so no CORS preflight). Distinct viewers rank the video among a product's "
+        "videos (GET /api/v1/products/{sku}/videos). Public and open to any origin; 404 for "
+        "a video that is not made.",
+    ),
     # --- carts, hand-off, claims and the funnel --------------------------------------------
     Operation(
         "GET",

@@ -339,6 +339,12 @@ async def video_poster(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def record_play(request: web.Request) -> web.Response:
+    record = await _done(request)
+    await videos.do_record_play(request.app[DATABASE], record.id, request[PATH]["viewer"])
+    return web.Response(status=204)
+
+
 # --- a product's videos -------------------------------------------------------------------
 
 
@@ -347,13 +353,15 @@ async def with_staff_videos(
 ) -> list[dict[str, Any]]:
     """The product's replays and their clips (`items`, most watched show first), with the
     made clips and uploads tagged with `sku` added: a staff clip right after its show's
-    replay and clip (it shares that show's audience), other staff clips and uploads after
-    every replay, newest first (no audience is measured for them yet)."""
+    replay and clip (it shares that show's audience), other staff clips and uploads by
+    their distinct plays on brands' pages (the embed counts them), placed among the shows
+    by viewers."""
     db = request.app[DATABASE]
     tagged = await videos.list_tagged(db, sku)
     if not tagged:
         return items
     card = await catalog.access_product(db, sku, include_hidden=False)
+    plays = await videos.count_plays(db, [r.id for r in tagged])
     draft = card.draft
     show_ids = {r.show_id for r in tagged if r.show_id is not None}
     known = {uuid.UUID(i["show_id"]): i for i in items if i["kind"] == "replay"}
@@ -388,7 +396,7 @@ async def with_staff_videos(
             "show_id": str(record.show_id) if record.show_id else None,
             "title": record.title,
             "locale": replay["locale"] if replay else (show.locale if show else None),
-            "viewers": replay["viewers"] if replay else 0,
+            "viewers": replay["viewers"] if replay else plays.get(record.id, 0),
             "peak_viewers": replay["peak_viewers"]
             if replay
             else (show.peak_viewers if show else 0),
@@ -401,17 +409,28 @@ async def with_staff_videos(
             "moments": moments,
         }
 
-    out: list[dict[str, Any]] = []
+    # Each show's replay, its clip and its staff clips stay together, ranked by the show's
+    # viewers; the other videos rank by their own distinct plays among those groups (a
+    # show first on a tie), then clips before uploads, then the newest first.
+    groups: list[tuple[int, list[dict[str, Any]]]] = []
     placed: set[uuid.UUID] = set()
-    for n, existing in enumerate(items):
-        out.append(existing)
-        last_of_show = n + 1 == len(items) or items[n + 1].get("show_id") != existing["show_id"]
-        if existing["kind"] != "upload" and last_of_show and existing.get("show_id"):
-            for record in tagged:
-                if str(record.show_id) == existing["show_id"]:
-                    out.append(item(record))
-                    placed.add(record.id)
-    rest = [r for r in tagged if r.id not in placed]
-    out += [item(r) for r in rest if r.kind == videos.CLIP]
-    out += [item(r) for r in rest if r.kind == videos.UPLOAD]
+    for existing in items:
+        if groups and groups[-1][1][0]["show_id"] == existing["show_id"]:
+            groups[-1][1].append(existing)
+            continue
+        groups.append((existing["viewers"], [existing]))
+    for _, group in groups:
+        for record in tagged:
+            if str(record.show_id) == group[0]["show_id"]:
+                group.append(item(record))
+                placed.add(record.id)
+    rest = [r for r in tagged if r.id not in placed]  # newest first already
+    rest.sort(key=lambda r: (-plays.get(r.id, 0), r.kind != videos.CLIP))
+    out: list[dict[str, Any]] = []
+    for record in rest:
+        while groups and groups[0][0] >= plays.get(record.id, 0):
+            out += groups.pop(0)[1]
+        out.append(item(record))
+    for _, group in groups:
+        out += group
     return out

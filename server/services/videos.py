@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.clips import ClipError, cut_clip
@@ -273,6 +274,32 @@ async def list_tagged(db: Database, sku: str) -> list[VideoRecord]:
             )
         )
         return await _records(session, rows)
+
+
+async def do_record_play(db: Database, video_id: uuid.UUID, viewer: str) -> bool:
+    """A browser played the video (the embed's id for it): counted once per viewer. False
+    when that viewer was counted before."""
+    insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+    async with db.transaction() as session:
+        result = await session.execute(
+            insert(models.VideoPlay)
+            .values(video_id=video_id, viewer=viewer, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["video_id", "viewer"])
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+async def count_plays(db: Database, video_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Distinct viewers who played each of these videos (absent: none)."""
+    if not video_ids:
+        return {}
+    async with db.read() as session:
+        rows = await session.execute(
+            select(models.VideoPlay.video_id, func.count())
+            .where(models.VideoPlay.video_id.in_(video_ids))
+            .group_by(models.VideoPlay.video_id)
+        )
+        return {video_id: int(n) for video_id, n in rows.all()}
 
 
 # --- the queue ------------------------------------------------------------------------------

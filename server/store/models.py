@@ -391,6 +391,19 @@ class VideoTag(Base):
     at_s: Mapped[float] = mapped_column(Float)
 
 
+class VideoPlay(Base):
+    """A viewer who played a made video (an upload or a staff clip) on a brand's page: the
+    embed's id for that browser. Distinct viewers are the video's engagement."""
+
+    __tablename__ = "video_plays"
+
+    video_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True
+    )
+    viewer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class ShowPin(Base):
     """A product pinned during a show, with its flash price; kept after unpinning, so the
     replay knows when each product was on screen."""
