@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -42,6 +41,7 @@ from server.keys import (
     WEBHOOKS,
 )
 from server.realtime.bus import RedisRoomBus
+from server.realtime.engine import LiveServer
 from server.realtime.live import NAMESPACE, LiveNamespace, ReactionTally, catch_up
 from server.realtime.rooms import RoomHub
 from server.realtime.stock import StockBoard
@@ -116,7 +116,7 @@ async def _rooms(app: web.Application) -> AsyncIterator[None]:
 
 
 def _attach_live_room(app: web.Application, settings: Settings) -> None:
-    sio = socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False)
+    sio = LiveServer(async_mode="aiohttp", logger=False, engineio_logger=False)
     hub = RoomHub(sio, NAMESPACE)
     hub.max_backlog = settings.frame_backlog
     hub.record_peaks = lambda peaks: record_peak_viewers(app[DATABASE], peaks)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import JSON, select
 
 from server.services import ledger, webhooks
 from server.services.accrual import HOLD_SECONDS, Accrual
@@ -136,4 +137,60 @@ async def test_a_share_link_credits_the_sharer_in_a_flush_of_their_own(db: Datab
     sums = await ledger_sums(db)
     assert sums["mei"] == {"first_join": 10, "referral": 20}
     assert sums["kit"] == {"first_join": 10}
+    await balances_match_entries(db)
+
+
+async def test_the_flush_stores_its_driver_written_rows_as_sqlalchemy_would(db: Database) -> None:
+    """A flush hands its attendance updates, balance updates and entries to the driver with
+    the values already in the driver's form. Stored otherwise (on SQLite: a UUID not as its
+    hex, a datetime not in SQLAlchemy's text format), reads or the tier window's range
+    comparisons would go wrong, so every stored value must be what SQLAlchemy would bind."""
+    show_id = await live_show_id(db)
+    async with db.transaction() as session:
+        session.add(
+            models.ShowParticipant(
+                show_id=show_id, author_id="a_mei", role="viewer", subject="mei", name="Mei"
+            )
+        )
+    accrual = Accrual(lambda: db)
+    viewers = [("viewer:mei", "mei"), ("viewer:kit", "kit"), ("guest:g1", None)]
+    t = utcnow().timestamp() - 600
+    accrual.joined(show_id, "viewer:mei", "mei", None)
+    accrual.joined(show_id, "viewer:kit", "kit", "a_mei")  # kit's row refers to mei
+    for viewer, member in viewers:
+        accrual.watched(show_id, viewer, member, t, t + 30)
+    await accrual.flush()
+    for viewer, member in viewers:  # every row now exists: this flush only updates
+        accrual.watched(show_id, viewer, member, t + 30, t + 150.123456)
+        accrual.chatted(show_id, viewer, member)
+    await accrual.flush()
+    async with db.read() as session:
+        connection = await session.connection()
+        dialect = connection.dialect
+        for model in (models.ShowAttendance, models.MemberPoints, models.LedgerEntry):
+            table = model.__table__
+            columns = [c for c in table.columns if not isinstance(c.type, JSON)]
+            names = ", ".join(f'"{c.name}"' for c in columns)
+            stored = (await connection.exec_driver_sql(f'SELECT {names} FROM "{table.name}"')).all()
+            binds = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+            expected = [
+                tuple(v if b is None else b(v) for v, b in zip(row, binds, strict=True))
+                for row in (await session.execute(select(*columns))).all()
+            ]
+
+            def plain(rows: list[Any]) -> list[tuple[Any, ...]]:
+                return sorted(
+                    (
+                        tuple(v if v is None or isinstance(v, int) else str(v) for v in r)
+                        for r in rows
+                    ),
+                    key=repr,
+                )
+
+            assert plain(stored) == plain(expected), table.name
+            assert len(stored) >= 2, table.name
+        kit = await session.get(models.ShowAttendance, (show_id, "viewer:kit"))
+        assert kit is not None and kit.referred_by is not None and kit.watched_ms == 150_123
+    sums = await ledger_sums(db)
+    assert sums["kit"] == {"first_join": 10, "watch": 2, "chat": 1}
     await balances_match_entries(db)

@@ -287,7 +287,7 @@ class RoomHub:
             transport is not None
             and not transport.is_closing()
             and socket.queue.empty()
-            and any(not getter.done() for getter in socket.queue._getters)
+            and socket.queue.reader_waiting()
         ):
             transport.write(out.websocket_frame())
             self.frames_written += 1
