@@ -92,10 +92,14 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     """The database, emptied after each test."""
     database = Database(create_engine(database_url))
     yield database
+    await empty(database)
+    await database.dispose()
+
+
+async def empty(database: Database) -> None:
     async with database.transaction() as session:
         for table in reversed(Base.metadata.sorted_tables):
             await session.execute(delete(table))
-    await database.dispose()
 
 
 async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
@@ -110,11 +114,16 @@ async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
+    return server_settings(database_url, tmp_path)
+
+
+def server_settings(database_url: str, data_dir: Path) -> Settings:
+    """The settings every test's server runs with (small limits, no background flush)."""
     return Settings(
         secret_key=SECRET_KEY,
         database_url=database_url,
         public_url="http://showroom.test",
-        data_dir=tmp_path,
+        data_dir=data_dir,
         viewer_jwt_secret=VIEWER_SECRET,
         max_body_bytes=64 * 1024,
         max_import_bytes=256 * 1024,

@@ -6,17 +6,32 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import pytest_asyncio
+from aiohttp import DummyCookieJar
+from aiohttp.test_utils import TestClient, TestServer
 
+from server.app import create_app
 from server.http.contract import PATH_PARAMS, Operation
 from server.http.routes import OPERATIONS
+from server.keys import OPENAPI
 from server.services import catalog, identity, shows, webhooks
 from server.services.identity import Role
-from server.store.db import Database
-from tests.conftest import FORM, Api, form, product_body, snapshot, viewer_token
+from server.store.db import Database, create_engine
+from tests.conftest import (
+    FORM,
+    Api,
+    empty,
+    form,
+    product_body,
+    server_settings,
+    snapshot,
+    viewer_token,
+)
 
 MAX_BODY = 64 * 1024  # tests/conftest.py settings
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
@@ -506,7 +521,28 @@ def test_every_operation_is_walked() -> None:
     assert set(RULE_CASES) <= walked
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def walked(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[Api, Database, dict[str, str]]]:
+    """One server and one world for the whole walk (per backend): every case is refused and
+    checks that it wrote nothing, so each finds the world as the one before left it."""
+    db = Database(create_engine(database_url))
+    settings = server_settings(database_url, tmp_path_factory.mktemp("walk"))
+    try:
+        things = await world(db)
+        app = create_app(settings)
+        client = TestClient(TestServer(app), cookie_jar=DummyCookieJar())
+        await client.start_server()
+        try:
+            yield Api(client, app[OPENAPI]), db, things
+        finally:
+            await client.close()
+    finally:
+        await empty(db)
+        await db.dispose()
+
+
 async def world(db: Database) -> dict[str, str]:
     """One of each thing a path can name, plus an admin key."""
     product = await catalog.do_create_product(db, product_body("WORLD-1", stock=10))
@@ -543,9 +579,11 @@ async def world(db: Database) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("op", "case"), ALL_CASES, ids=[f"{op.operation_id}-{c.name}" for op, c in ALL_CASES]
 )
+@pytest.mark.asyncio(loop_scope="module")
 async def test_bad_input(
-    api: Api, db: Database, world: dict[str, str], op: Operation, case: Case
+    walked: tuple[Api, Database, dict[str, str]], op: Operation, case: Case
 ) -> None:
+    api, db, world = walked
     path = op.path.format(**{**world, **case.path})
     headers = dict(case.headers)
     if case.content_type:
