@@ -217,6 +217,14 @@ async def publisher(whip_url: str, token: str, video: str) -> None:
         keyframe_requests += 1
 
     sender._send_keyframe = asked  # type: ignore[method-assign]
+    await publish_until_told(pc, whip_url, token)
+    print(json.dumps({"frames_sent": track.sent, "keyframe_requests": keyframe_requests}))
+
+
+async def publish_until_told(pc: RTCPeerConnection, whip_url: str, token: str) -> None:
+    """Publish `pc` over WHIP, print PUBLISHING, and keep sending until a line arrives on
+    stdin; then DELETE the session (a 404 is fine: the show's end may have hung up) and
+    close the peer."""
     await pc.setLocalDescription(await pc.createOffer())
     headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession() as http:
@@ -231,7 +239,6 @@ async def publisher(whip_url: str, token: str, video: str) -> None:
         async with http.delete(location, headers={"Authorization": f"Bearer {token}"}):
             pass
     await pc.close()
-    print(json.dumps({"frames_sent": track.sent, "keyframe_requests": keyframe_requests}))
 
 
 # --- the viewer processes --------------------------------------------------------------------

@@ -58,9 +58,7 @@ from pathlib import Path
 
 import aiohttp
 import av
-from aiortc import RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
-from yarl import URL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -81,6 +79,7 @@ from bench.relay_viewers import (
     h264_preferences,
     make_video,
     new_pc,
+    publish_until_told,
     read_access_units,
     sei_time_us,
     stop_process,
@@ -102,20 +101,7 @@ async def publisher(whip_url: str, token: str, video: str) -> None:
     transceiver = pc.addTransceiver(PacketTrack(read_access_units(Path(video))), "sendonly")
     transceiver.setCodecPreferences(h264_preferences())
     pc.addTransceiver(AudioStreamTrack(), "sendonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}
-    async with aiohttp.ClientSession() as http:
-        async with http.post(whip_url, data=pc.localDescription.sdp, headers=headers) as r:
-            answer = await r.text()
-            if r.status != 201:
-                raise RuntimeError(f"WHIP answered {r.status}: {answer[:300]}")
-            location = str(r.url.join(URL(r.headers["Location"])))
-        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-        print("PUBLISHING", flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        async with http.delete(location, headers={"Authorization": f"Bearer {token}"}):
-            pass  # the show's end has hung up already: 404 is expected
-    await pc.close()
+    await publish_until_told(pc, whip_url, token)
 
 
 # --- a show's earlier part: what a restart mid-show leaves on disk ---------------------------
