@@ -132,7 +132,7 @@ def _progress_pct(line: str, duration: float) -> int | None:
     return max(0, min(100, int(micros / 1e6 / duration * 100)))
 
 
-async def _run(
+async def run_ffmpeg(
     argv: list[str], duration: float, on_progress: Callable[[int], Awaitable[None]] | None
 ) -> tuple[int, str]:
     """Run ffmpeg, reporting progress; its exit code and the tail of its stderr."""
@@ -214,7 +214,9 @@ async def cut_clip(
         await asyncio.to_thread(listing.write_text, concat_listing(files))
         argv = clip_command(listing, duration, partial)
         try:
-            code, reason = await asyncio.wait_for(_run(argv, duration, on_progress), time_limit_s)
+            code, reason = await asyncio.wait_for(
+                run_ffmpeg(argv, duration, on_progress), time_limit_s
+            )
         except TimeoutError:
             raise ClipError(f"ffmpeg took longer than {time_limit_s:g} s") from None
         except OSError as exc:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from media.clips import FFMPEG, ClipError, _run
+from media.clips import FFMPEG, ClipError, run_ffmpeg
 
 MAX_WIDTH = 1280
 QUALITY = 3  # mjpeg's qscale: 2 (best) .. 31; 3 is near-lossless at a third of the size
@@ -59,7 +59,7 @@ async def _poster(source: Path, at_s: float, output: Path, time_limit_s: float) 
     try:
         try:
             code, reason = await asyncio.wait_for(
-                _run(poster_command(source, at_s, partial), 0.0, None), time_limit_s
+                run_ffmpeg(poster_command(source, at_s, partial), 0.0, None), time_limit_s
             )
         except TimeoutError:
             raise ClipError(f"ffmpeg took longer than {time_limit_s:g} s") from None

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from media.clips import FFMPEG, ClipError, _run
+from media.clips import FFMPEG, ClipError, run_ffmpeg
 
 RUN_TIMEOUT_S = 3600.0  # encoding a long 4K upload on two cores takes a while
 MAX_SHORT_SIDE = 1080  # "1080p": the short side, so a portrait video keeps its full width
@@ -208,7 +208,7 @@ async def make_video(
     try:
         try:
             code, tail = await asyncio.wait_for(
-                _run(argv, found.duration_s, on_progress), time_limit_s
+                run_ffmpeg(argv, found.duration_s, on_progress), time_limit_s
             )
         except TimeoutError:
             raise ClipError(f"ffmpeg took longer than {time_limit_s:g} s") from None

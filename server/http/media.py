@@ -251,7 +251,7 @@ async def queue_clips(app: web.Application, show_id: uuid.UUID) -> list[clips.Cl
     moments = (await pins.list_moments(app[DATABASE], [show_id]))[show_id]
     wanted: list[clips.NewClip] = []
     seen: set[uuid.UUID] = set()
-    for moment, at, _ in _placed(moments, spans):
+    for moment, at, _ in placed_pins(moments, spans):
         if moment.product.id in seen:
             continue  # a product's first moment only
         seen.add(moment.product.id)
@@ -444,7 +444,7 @@ async def replay_poster(request: web.Request) -> web.StreamResponse:
     folder = _hls_dir(request)
     path = folder / POSTER
     if not await asyncio.to_thread(path.is_file):
-        info, spans = await _hls_of(request, show_id)
+        info, spans = await hls_of(request, show_id)
         if info is None or not info.ended or str(show_id) in request.app[MEDIA].hls:
             raise Problem(404, "no replay of this show (yet)", kind="not-found")
         text = await asyncio.to_thread(read_playlist_text, folder / PLAYLIST)
@@ -476,7 +476,7 @@ async def replay_poster(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _hls_of(
+async def hls_of(
     request: web.Request, show_id: uuid.UUID
 ) -> tuple[PlaylistInfo | None, list[Span]]:
     """The show's playlist as written so far, and its segments on the wall clock."""
@@ -489,7 +489,7 @@ async def _hls_of(
     return parse_playlist(text), read_timeline(text)
 
 
-def _placed(
+def placed_pins(
     records: list[pins.MomentRecord], spans: list[Span]
 ) -> Iterator[tuple[pins.MomentRecord, float, float | None]]:
     """Each pin placed on the video's timeline: seconds from its start (a replay skips the
@@ -507,9 +507,9 @@ def _placed(
 
 
 def _moments(records: list[pins.MomentRecord], spans: list[Span]) -> list[dict[str, Any]]:
-    """Each pin on the video's timeline, with the product's card (see _placed)."""
+    """Each pin on the video's timeline, with the product's card (see placed_pins)."""
     out = []
-    for moment, at, until in _placed(records, spans):
+    for moment, at, until in placed_pins(records, spans):
         draft = moment.product.draft
         out.append(
             {
@@ -529,7 +529,7 @@ def _moments(records: list[pins.MomentRecord], spans: list[Span]) -> list[dict[s
 async def get_replay(request: web.Request) -> web.Response:
     show_id: uuid.UUID = request[PATH]["show_id"]
     await shows.access_show(request.app[DATABASE], show_id)
-    info, spans = await _hls_of(request, show_id)
+    info, spans = await hls_of(request, show_id)
     writing = str(show_id) in request.app[MEDIA].hls
     if info is not None and info.ended and not writing:
         status = "ready"
@@ -595,7 +595,7 @@ async def list_product_videos(request: web.Request) -> web.Response:
     made = await clips.list_done_clips(db, [show.id for show in featuring], sku)
     items: list[dict[str, Any]] = []
     for show in featuring:
-        info, spans = await _hls_of(request, show.id)
+        info, spans = await hls_of(request, show.id)
         if info is None or not info.ended or str(show.id) in request.app[MEDIA].hls:
             continue  # no replay (never published, or not finished)
         mine = [m for m in _moments(moments[show.id], spans) if m["sku"] == sku]

@@ -18,6 +18,7 @@ from aiohttp import BodyPartReader, web
 from media.clips import read_segments
 from media.hls import PLAYLIST, read_playlist_text
 from media.videos import sniff
+from server.domain.errors import NotFound
 from server.domain.shows import ShowState
 from server.http import media as replay_media
 from server.http import views
@@ -228,7 +229,7 @@ async def create_show_clip(request: web.Request) -> web.Response:
         raise Problem(
             409, f"the show is {show.state.value}; clips are cut from an ended show's replay"
         )
-    info, spans = await replay_media._hls_of(request, show_id)
+    info, spans = await replay_media.hls_of(request, show_id)
     hls_dir = request.app[MEDIA].hls_dir
     text = None
     if hls_dir is not None and info is not None and info.ended:
@@ -252,7 +253,7 @@ async def create_show_clip(request: web.Request) -> web.Response:
     keyframe = max((s.media for s in segments if s.media <= start + 1e-6), default=0.0)
     shift = start - keyframe
     records = (await pins.list_moments(db, [show_id]))[show_id]
-    placed = [(m.product.sku, at) for m, at, _ in replay_media._placed(records, spans)]
+    placed = [(m.product.sku, at) for m, at, _ in replay_media.placed_pins(records, spans)]
     tags: list[videos.Tag] = []
     for n, tag in enumerate(body.get("tags", [])):
         at = tag.get("at_s")
@@ -367,7 +368,7 @@ async def with_staff_videos(
     known = {uuid.UUID(i["show_id"]): i for i in items if i["kind"] == "replay"}
     about: dict[uuid.UUID, Any] = {}
     for show_id in show_ids - set(known):
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(NotFound):  # deleted since
             about[show_id] = await shows.access_show(db, show_id)
 
     def item(record: videos.VideoRecord) -> dict[str, Any]:
