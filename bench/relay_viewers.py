@@ -690,22 +690,37 @@ class Figures:
         return self.loaded.full_rate_viewers / max(self.loaded.cores, 1e-9)
 
 
+async def start_publisher(
+    script: str, whip_url: str, token: str, video: Path
+) -> asyncio.subprocess.Process:
+    """`script --publisher` on the client cores, once it says it is publishing (stopped when
+    it fails to)."""
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, script, "--publisher", whip_url, token, str(video)),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        preexec_fn=pin(CLIENT_CPUS),
+    )
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        if line.strip() != b"PUBLISHING":
+            raise RuntimeError(f"the publisher failed: {line!r}")
+    except BaseException:
+        await stop_process(process, 5)
+        raise
+    return process
+
+
 async def run_server(name: str, work: Path, video: Path, args: argparse.Namespace) -> Figures:
     target = await start_showroom(work) if name == "showroom" else await start_baseline()
     publisher_process = None
     try:
-        publisher_process = await asyncio.create_subprocess_exec(
-            *(sys.executable, __file__, "--publisher", f"{target.url}/whip/{target.show_id}"),
-            *(target.host_token, str(video)),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=ROOT,
-            preexec_fn=pin(CLIENT_CPUS),
+        publisher_process = await start_publisher(
+            __file__, f"{target.url}/whip/{target.show_id}", target.host_token, video
         )
         assert publisher_process.stdout is not None and publisher_process.stdin is not None
-        line = await asyncio.wait_for(publisher_process.stdout.readline(), 30)
-        if line.strip() != b"PUBLISHING":
-            raise RuntimeError(f"the publisher failed: {line!r}")
         stream = await until_flowing(target)
         await asyncio.sleep(2.0)  # let the stream's health window fill
         stream = await stream_report(target)

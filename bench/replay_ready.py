@@ -64,7 +64,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.chat_fanout import (
     CLIENT_CPUS,
-    ROOT,
     SERVER_CPUS,
     launch_showroom,
     pin,
@@ -82,6 +81,7 @@ from bench.relay_viewers import (
     publish_until_told,
     read_access_units,
     sei_time_us,
+    start_publisher,
     stop_process,
 )
 from media.clips import FFMPEG, clip_command, concat_listing, read_segments
@@ -375,18 +375,8 @@ async def run_show(
         folder = root / "data" / "hls" / show_id
         earlier_s = await asyncio.to_thread(leave_earlier_part, folder, sources, count)
         show = Show(show_id, minutes, count, earlier_s)
-        publisher = await asyncio.create_subprocess_exec(
-            *(sys.executable, __file__, "--publisher", f"{url}/whip/{show_id}", host_token),
-            str(video),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=ROOT,
-            preexec_fn=pin(CLIENT_CPUS),
-        )
-        assert publisher.stdout is not None and publisher.stdin is not None
-        line = await asyncio.wait_for(publisher.stdout.readline(), 30)
-        if line.strip() != b"PUBLISHING":
-            raise RuntimeError(f"the publisher failed: {line!r}")
+        publisher = await start_publisher(__file__, f"{url}/whip/{show_id}", host_token, video)
+        assert publisher.stdin is not None
         async with aiohttp.ClientSession() as http:
             await watch_live(http, url, show, live, publisher)
             last = await end_and_wait(http, url, admin, show)

@@ -105,6 +105,14 @@ async def _keys(client: Any) -> dict[str, int]:
     return {item["Key"]: item["Size"] for item in listed.get("Contents", [])}
 
 
+@pytest.fixture
+async def api(settings: Settings, aiohttp_client: Any, s3_endpoint: str) -> Api:
+    """The server with the bucket, its keys under PREFIX."""
+    return await _api_with(
+        settings, aiohttp_client, s3_bucket=BUCKET, s3_endpoint_url=s3_endpoint, s3_prefix=PREFIX
+    )
+
+
 async def _api_with(settings: Settings, aiohttp_client: Any, **changes: Any) -> Api:
     app = create_app(dataclasses.replace(settings, **changes))
     client = await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
@@ -117,16 +125,8 @@ def _probe(data: bytes) -> list[str]:
 
 
 async def test_clips_posters_and_the_replay_go_to_the_bucket_and_are_served_from_it(
-    db: Database,
-    admin: str,
-    settings: Settings,
-    aiohttp_client: Any,
-    bucket: Any,
-    s3_endpoint: str,
+    db: Database, admin: str, settings: Settings, api: Api, bucket: Any, s3_endpoint: str
 ) -> None:
-    api = await _api_with(
-        settings, aiohttp_client, s3_bucket=BUCKET, s3_endpoint_url=s3_endpoint, s3_prefix=PREFIX
-    )
     await create_product(api, admin, "SERUM", stock=5)
     show_id = await filmed_show(api, db, admin, settings, {"SERUM": 3}, seconds=12)
     [item] = await settled_clips(api, admin, show_id, 1)
@@ -268,17 +268,8 @@ async def test_without_the_bucket_files_stay_on_disk_and_go_up_at_the_next_start
 
 
 async def test_an_upload_is_made_into_the_bucket_and_deleted_from_it(
-    db: Database,
-    admin: str,
-    settings: Settings,
-    aiohttp_client: Any,
-    bucket: Any,
-    s3_endpoint: str,
-    tmp_path: Path,
+    db: Database, admin: str, settings: Settings, api: Api, bucket: Any, tmp_path: Path
 ) -> None:
-    api = await _api_with(
-        settings, aiohttp_client, s3_bucket=BUCKET, s3_endpoint_url=s3_endpoint, s3_prefix=PREFIX
-    )
     movie = tmp_path / "upload.mp4"
     await asyncio.to_thread(
         subprocess.run,
