@@ -147,6 +147,7 @@ def _attach_live_room(app: web.Application, settings: Settings) -> None:
     app[ACCRUAL].audience = lambda: {show: hub.viewer_count(show) for show in hub.rooms}
     sio.register_namespace(app[LIVE])
     sio.attach(app, socketio_path="socket.io")
+    app.on_shutdown.append(lambda _: sio.eio.close_connections())
     app.cleanup_ctx.append(_rooms)
 
 

@@ -1,5 +1,7 @@
-"""The live room's Socket.IO server, made cheaper per idle connection: one shared clock sends
-every socket's Engine.IO pings, and each socket's send queue allocates nothing until used."""
+"""The live room's Socket.IO server, made cheaper per idle connection: websockets are served
+by server/realtime/websocket.py rather than from inside an aiohttp handler, one shared clock
+sends every socket's Engine.IO pings, and each socket's send queue allocates nothing until
+used."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import engineio
 import socketio
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
+
+from server.realtime.websocket import CLOSE_GOING_AWAY, Connection, LeanWebSocket
 
 log = logging.getLogger("showroom.realtime")
 
@@ -134,15 +138,32 @@ class PingClock:
 
 
 class LiveEngineIO(engineio.AsyncServer):  # type: ignore[misc]
-    """Engine.IO with `SendQueue`s and the shared `PingClock`. Both go through Engine.IO's
-    own extension points: `create_queue` makes each socket's queue, and a socket asks for its
-    next ping with `start_background_task(socket._send_ping)` (`AsyncSocket.schedule_ping`,
-    which ignores the task it gets back); tests/test_live_engine.py fails if either stops
-    being so."""
+    """Engine.IO with `LeanWebSocket` connections, `SendQueue`s and the shared `PingClock`.
+    All go through Engine.IO's own extension points: its async mode's `websocket` driver,
+    `create_queue` for each socket's queue, and a socket asks for its next ping with
+    `start_background_task(socket._send_ping)` (`AsyncSocket.schedule_ping`, which ignores
+    the task it gets back); tests/test_live_engine.py fails if any stops being so."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pings = PingClock(self)
+        self.connections: set[Connection] = set()
+        drivers: dict[str, Any] = self.__dict__["_async"]  # the aiohttp mode's drivers
+        self._async = {**drivers, "websocket": LeanWebSocket}
+
+    async def close_connections(self) -> None:
+        """Server shutdown: every lean websocket is closed as "going away" (clients
+        reconnect, as after any lost connection) and its socket's disconnect handlers run."""
+        connections = list(self.connections)
+        for connection in connections:
+            connection.close(CLOSE_GOING_AWAY, "the server is shutting down")
+        await asyncio.gather(
+            *(
+                c.socket.close(wait=False, abort=True, reason=self.reason.TRANSPORT_CLOSE)
+                for c in connections
+            ),
+            return_exceptions=True,
+        )
 
     def create_queue(self, *args: Any, **kwargs: Any) -> SendQueue:
         return SendQueue()

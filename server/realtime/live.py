@@ -34,6 +34,7 @@ from server.realtime import payloads
 from server.realtime.limits import RateLimiter
 from server.realtime.rooms import RoomHub
 from server.realtime.watch import WatchClock
+from server.realtime.websocket import cookie_of
 from server.services import chat, claims, engagement, moderation, pins, room
 from server.services.accrual import Accrual, Credit
 from server.services.batching import Grouped
@@ -141,11 +142,10 @@ class LiveNamespace(socketio.AsyncNamespace):
     # --- connection -------------------------------------------------------------------------
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        request = environ.get("aiohttp.request")
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is not None and (not isinstance(token, str) or not token.strip()):
             raise _refused("auth.token must be a non-empty string")
-        cookie = request.cookies.get(GUEST_COOKIE) if request is not None else None
+        cookie = cookie_of(environ.get("HTTP_COOKIE", ""), GUEST_COOKIE)
         try:
             principal = await identify(
                 self._db(),

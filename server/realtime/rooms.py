@@ -15,6 +15,8 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from server.realtime import websocket
+
 log = logging.getLogger("showroom.realtime")
 
 FRAME_INTERVAL = 0.2  # seconds; the issue asks for 100-200 ms
@@ -113,15 +115,7 @@ class Outgoing:
 
     def websocket_frame(self) -> bytes:
         if self._frame is None:
-            payload = str(self.packet.encode()).encode()
-            size = len(payload)
-            if size < 126:
-                header = bytes((0x81, size))  # FIN + text opcode, 7-bit length
-            elif size < 1 << 16:
-                header = bytes((0x81, 126)) + size.to_bytes(2, "big")
-            else:
-                header = bytes((0x81, 127)) + size.to_bytes(8, "big")
-            self._frame = header + payload
+            self._frame = websocket.frame(websocket.OP_TEXT, str(self.packet.encode()).encode())
         return self._frame
 
 
@@ -302,9 +296,14 @@ class RoomHub:
         return eio_packet.Packet(eio_packet.MESSAGE, encoded)
 
     def _websocket_transport(self, sid: str) -> asyncio.WriteTransport | None:
-        """The connection's TCP transport if it is a websocket without compression (the
-        app strips permessage-deflate offers, see server/app.py), so one encoded frame can
-        be written to every such viewer as is."""
+        """The connection's TCP transport if it is a websocket without compression (lean
+        websockets never compress; for one upgraded from polling the app strips
+        permessage-deflate offers, see server/app.py), so one encoded frame can be written
+        to every such viewer as is."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, self.namespace)
+        connection = getattr(self.sio.eio.sockets.get(eio_sid), "connection", None)
+        if isinstance(connection, websocket.Connection):
+            return connection.transport
         environ = self.sio.get_environ(sid, self.namespace) or {}
         request = environ.get("aiohttp.request")
         if request is None or environ.get("HTTP_UPGRADE", "").lower() != "websocket":
