@@ -20,7 +20,7 @@ import socketio
 from server.app import create_app
 from server.config import Settings
 from server.realtime import live
-from server.realtime.rooms import BACKLOG_FRAME_BYTES, FRAME_INTERVAL
+from server.realtime.rooms import BACKLOG_FRAME_BYTES, FRAME_INTERVAL, GROUPS
 from server.store.db import Database
 from tests.conftest import Api, create_show, host_token, snapshot, viewer_token
 
@@ -722,6 +722,45 @@ async def test_websocket_viewers_share_one_written_frame_in_order(room: Any, adm
     assert hub.frames_written >= 3 * 3  # several frames, each written to three viewers
     for viewer in viewers:
         assert [m["text"] for m in viewer.events()] == [f"m{n}" for n in range(20)]
+
+
+async def test_a_room_is_served_one_group_per_turn_and_every_viewer_gets_everything(
+    room: Any, admin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each turn (FRAME_INTERVAL / GROUPS) writes frames to one group of the room only, every
+    group gets its turn, and each viewer still receives every message once, in order."""
+    _url, connect, api = await room()
+    show = await create_show(api, admin)
+    from server.keys import ROOMS
+
+    hub = api.client.server.app[ROOMS]
+    viewers = [await connect(viewer_token(f"g{n}")) for n in range(2 * GROUPS)]
+    for viewer in viewers:
+        assert (await viewer.call("join", {"show_id": show["id"]}))["ok"]
+    turns: list[tuple[int, set[int]]] = []
+    flush_room, send = hub._flush_room, hub._send
+
+    async def recording(room_: Any, now: float, turn: int) -> None:
+        groups: set[int] = set()
+
+        def spy(member: Any, socket: Any, out: Any) -> None:
+            groups.add(member.group)
+            send(member, socket, out)
+
+        monkeypatch.setattr(hub, "_send", spy)
+        await flush_room(room_, now, turn)
+        if groups:
+            turns.append((turn, groups))
+
+    monkeypatch.setattr(hub, "_flush_room", recording)
+    for n in range(12):
+        assert (await viewers[n % len(viewers)].call("chat:send", {"text": f"t{n}"}))["ok"]
+        await asyncio.sleep(FRAME_INTERVAL / 3)
+    await settle()
+    assert turns and all(groups == {turn} for turn, groups in turns)
+    assert {turn for turn, _ in turns} == set(range(GROUPS))
+    for viewer in viewers:
+        assert [m["text"] for m in viewer.events()] == [f"t{n}" for n in range(12)]
 
 
 async def test_stalled_websocket_viewer_is_bounded_and_told_of_the_gap(
