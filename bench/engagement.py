@@ -30,12 +30,14 @@ which add up to the whole:
    (member and balance rows bulk-inserted) join and report once that they are playing to a
    `WatchClock` (every WHEP session counts as relayed) on a simulated clock. One opening
    flush (not measured) takes everyone's join: attendance rows, first-join bonus, and
-   watching so far (0-60 s, spread so that minute boundaries fall evenly). Then, for
-   `--sim-seconds`, every `--flush-seconds` (5 s, the server's default): the room's
+   watching so far (0 to one block of WATCH_BLOCK minutes, spread so that block
+   boundaries fall evenly). Then, for `--sim-seconds` (one block: 300 s, so that every
+   viewer completes one), every `--flush-seconds` (5 s, the server's default): the room's
    `--chat-rate` chat messages, `--react-rate` reaction events (1-10 taps each) and
    `--question-rate` questions go to the accrual, `WatchClock.sweep()` credits every
    watching viewer's 5 s (as the server's flush does first), and `flush(hold=True)` writes
-   (the server's periodic write: watching is held until it completes a minute). CPU per
+   (the server's periodic write: watching is held until it completes a block, and the
+   held watching is checkpointed in the same transaction). CPU per
    flush is `time.process_time()` around the flush (aiosqlite's thread included;
    PostgreSQL's own backends are measured apart and reported, not added); the sweep and
    the in-memory accrual calls are timed apart. Ledger rows per second = entries written /
@@ -105,7 +107,7 @@ from bench.flash_sale import (
 from server.domain.loyalty import EntryKind, Reason
 from server.realtime.watch import WatchClock
 from server.services import shows, webhooks
-from server.services.accrual import Accrual
+from server.services.accrual import HOLD_SECONDS, Accrual
 from server.store import models
 from server.store.db import Database, create_engine
 from server.store.migrate import upgrade
@@ -453,8 +455,9 @@ class Audience:
         n = args.viewers
         self.members = [f"fan-{i:05d}" for i in range(n)]
         self.viewers = [f"viewer:{m}" for m in self.members]
-        # Watched before the measured flushes: 0-60 s, so minute boundaries fall evenly.
-        self.before = [self.rng.uniform(0, 60) for _ in range(n)]
+        # Watched before the measured flushes: up to one block, so that block boundaries
+        # fall evenly.
+        self.before = [self.rng.uniform(0, HOLD_SECONDS) for _ in range(n)]
 
     def opening(self) -> list[tuple[str, tuple[Any, ...]]]:
         calls: list[tuple[str, tuple[Any, ...]]] = []
@@ -682,6 +685,18 @@ async def measure_flushes(backend: str, work: Path, args: argparse.Namespace) ->
                 profiler.disable()
         pg_cpu = await _postgres_cpu(probe) - pg_before
         event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+        # What a restarted process would read back: the last checkpoint (not measured in
+        # the share; it happens once, at start-up).
+        async with db.read() as session:
+            held = await session.scalar(select(func.sum(func.length(models.WatchCheckpoint.held))))
+        began = time.process_time()
+        restored = await Accrual(lambda: db).restore()
+        restore_cpu = time.process_time() - began
+        print(
+            f"[{backend}] checkpoint: {held or 0} characters, {len(accrual.pending)} viewers "
+            f"held; a restarted process reads back {restored} in {1000 * restore_cpu:.0f} ms CPU",
+            flush=True,
+        )
         if profiler is not None:
             profiler.dump_stats(f"{args.profile}.{backend}.prof")
         result = Flushes(
@@ -850,7 +865,9 @@ def parse() -> argparse.Namespace:
         "--beat-seconds", type=float, default=10.0, help="each viewer's period while measuring"
     )
     p.add_argument("--flush-seconds", type=float, default=5.0, help="the accrual's interval")
-    p.add_argument("--sim-seconds", type=float, default=60.0, help="simulated show time flushed")
+    p.add_argument(
+        "--sim-seconds", type=float, default=HOLD_SECONDS, help="simulated show time flushed"
+    )
     p.add_argument("--chat-rate", type=float, default=50.0, help="chat messages/s in the show")
     p.add_argument("--react-rate", type=float, default=100.0, help="reaction events/s")
     p.add_argument("--question-rate", type=float, default=0.5, help="questions/s")

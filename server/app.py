@@ -124,7 +124,8 @@ def _attach_live_room(app: web.Application, settings: Settings) -> None:
     app[ROOMS], app[REACTIONS] = hub, tally
     app[STOCK] = StockBoard(hub)
     app[FUNNEL] = FunnelBoard(lambda: app[DATABASE])
-    app[ACCRUAL] = Accrual(lambda: app[DATABASE])
+    # Watch points are written a block of minutes at a time (the rest is checkpointed).
+    app[ACCRUAL] = Accrual(lambda: app[DATABASE], settings.watch_credit_minutes)
     app[WATCH] = WatchClock(
         app[ACCRUAL],
         # Watching earns only while this process relays the show's media to that player.
@@ -334,10 +335,20 @@ POINTS_EXPIRY_SECONDS = 3600.0
 
 async def _engagement(app: web.Application) -> AsyncIterator[None]:
     """Engagement is written every SHOWROOM_ENGAGEMENT_FLUSH_SECONDS (watching that has not
-    completed a minute may wait up to a minute), and all of it once more on a clean
-    shutdown; points past their policy expire hourly (and at start), and the tiers of
-    members whose points left the tier window are recomputed hourly."""
+    completed a block of SHOWROOM_WATCH_CREDIT_MINUTES waits, checkpointed at each write),
+    and all of it once more on a clean shutdown; at start the checkpoints a stopped process
+    left are read back, for the first write to credit. Points past their policy expire
+    hourly (and at start), and the tiers of members whose points left the tier window are
+    recomputed hourly."""
     accrual, db = app[ACCRUAL], app[DATABASE]
+    try:
+        restored = await accrual.restore()
+        if restored:
+            logging.getLogger("showroom.engagement").info(
+                "read back the held watching of %d viewers", restored
+            )
+    except Exception:
+        logging.getLogger("showroom.engagement").exception("watch checkpoints not read")
     try:
         await ledger.do_expire_points(db)
     except Exception:

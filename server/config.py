@@ -297,8 +297,16 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_float,
         "5",
         "How often watch time, engagement and the points they earn are written (one "
-        "transaction each time); a crash loses at most this much, and at most a minute of "
-        "watching that had not completed a minute yet.",
+        "transaction each time, with a checkpoint of the watching held back); a crash "
+        "loses at most this much.",
+    ),
+    Setting(
+        "SHOWROOM_WATCH_CREDIT_MINUTES",
+        "watch_credit_minutes",
+        _positive_int,
+        "5",
+        "Watch points (still per minute) are written a block of this many watched minutes "
+        "at a time; the watching in between is checkpointed at every engagement write.",
     ),
     Setting(
         "SHOWROOM_ICE_SERVERS",
@@ -388,6 +396,7 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_retry_seconds: float = 5.0
     engagement_flush_seconds: float = 5.0
+    watch_credit_minutes: int = 5
     ice_servers: tuple[str, ...] = ()
     media_connect_timeout: float = 30.0
     log_format: str = "text"

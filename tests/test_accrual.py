@@ -1,6 +1,7 @@
 """The engagement writer's economies: the periodic write holds watching until it completes a
-minute (or for at most HOLD_SECONDS), and tiers move with what a flush earns, with the
-hourly job taking off what leaves the tier window."""
+block of WATCH_BLOCK minutes (or for at most HOLD_SECONDS), checkpointing what it holds so
+that a restarted process credits it exactly once; and tiers move with what a flush earns,
+with the hourly job taking off what leaves the tier window."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import JSON, select
 
-from server.services import ledger, webhooks
-from server.services.accrual import HOLD_SECONDS, Accrual
+from server.services import ledger, shows, webhooks
+from server.services.accrual import HOLD_SECONDS, WATCH_BLOCK, Accrual
 from server.store import models
 from server.store.db import Database
 from server.store.models import utcnow
@@ -26,49 +27,157 @@ async def _attendance(db: Database, show_id: uuid.UUID, viewer: str) -> models.S
     return row
 
 
-async def test_the_periodic_write_holds_watching_until_a_minute_completes(db: Database) -> None:
+async def _entries(db: Database, member: str) -> list[tuple[str, int, str]]:
+    """(reason, points, idempotency key) of the member's entries, oldest first."""
+    async with db.read() as session:
+        rows = await session.execute(
+            select(
+                models.LedgerEntry.reason,
+                models.LedgerEntry.points,
+                models.LedgerEntry.idempotency_key,
+            )
+            .join(models.Member, models.Member.id == models.LedgerEntry.member_id)
+            .where(models.Member.external_id == member)
+            .order_by(models.LedgerEntry.created_at, models.LedgerEntry.points)
+        )
+        return [(r, p, k) for r, p, k in rows]
+
+
+async def _checkpoint(db: Database, show_id: uuid.UUID) -> str | None:
+    async with db.read() as session:
+        row = await session.get(models.WatchCheckpoint, show_id)
+        return None if row is None else row.held
+
+
+async def test_the_periodic_write_holds_watching_until_a_block_completes(db: Database) -> None:
+    assert (WATCH_BLOCK, HOLD_SECONDS) == (5, 300.0)
     show_id = await live_show_id(db)
     accrual = Accrual(lambda: db)
     seen: list[tuple[uuid.UUID, int]] = []
     accrual.on_rules = lambda show, rules: seen.append((show, rules.idle_after_minutes))
     viewer, member = "viewer:hold", "hold"
-    t = utcnow().timestamp() - 600
+    t = utcnow().timestamp() - 3600
     accrual.joined(show_id, viewer, member, None)
     accrual.watched(show_id, viewer, member, t, t + 10)
-    await accrual.flush(hold=True)  # joining is written at once
+    await accrual.flush(hold=True)  # joining is written at once (and a new viewer's watching)
     assert (await _attendance(db, show_id, viewer)).watched_ms == 10_000
     assert seen == [(show_id, 30)]  # the live show's rules reach the watch clock
 
-    accrual.watched(show_id, viewer, member, t + 10, t + 40)
-    await accrual.flush(hold=True)  # 40 s: no minute completed, so it waits
+    accrual.watched(show_id, viewer, member, t + 10, t + 70)
+    await accrual.flush(hold=True)  # 70 s: a minute completed, but not a block: it waits
     assert (await _attendance(db, show_id, viewer)).watched_ms == 10_000
     assert (show_id, viewer) in accrual.pending
+    assert await _checkpoint(db, show_id) is not None  # what is held is checkpointed
+    accrual.watched(show_id, viewer, member, t + 70, t + 295)
+    await accrual.flush(hold=True)  # 295 s: still short of the first block
+    assert (await _attendance(db, show_id, viewer)).watched_ms == 10_000
+    assert await ledger_sums(db) == {member: {"first_join": 10}}
 
-    accrual.watched(show_id, viewer, member, t + 40, t + 65)
-    await accrual.flush(hold=True)  # 65 s: the first minute is complete and earns
-    assert (await _attendance(db, show_id, viewer)).watched_ms == 65_000
-    assert (await ledger_sums(db))[member] == {"first_join": 10, "watch": 1}
+    accrual.watched(show_id, viewer, member, t + 295, t + 305)
+    await accrual.flush(hold=True)  # 305 s: the block is complete: its 5 minutes earn at once
+    assert (await _attendance(db, show_id, viewer)).watched_ms == 305_000
+    assert (await _entries(db, member))[-1] == ("watch", 5, f"watch:{show_id}:5")
     assert (show_id, viewer) not in accrual.pending
+    assert await _checkpoint(db, show_id) is None  # nothing held: no checkpoint
 
-    # Held no longer than HOLD_SECONDS, even when no minute completes (analytics see it).
-    accrual.watched(show_id, viewer, member, t + 65, t + 70)
+    # Held no longer than HOLD_SECONDS, even when no block completes (analytics see it).
+    accrual.watched(show_id, viewer, member, t + 305, t + 310)
     await accrual.flush(hold=True)
-    assert (await _attendance(db, show_id, viewer)).watched_ms == 65_000
+    assert (await _attendance(db, show_id, viewer)).watched_ms == 305_000
     accrual.pending[(show_id, viewer)].first_seen -= HOLD_SECONDS
     await accrual.flush(hold=True)
-    assert (await _attendance(db, show_id, viewer)).watched_ms == 70_000
+    assert (await _attendance(db, show_id, viewer)).watched_ms == 310_000
 
-    # Other activity is never held, and a write without hold (show end, shutdown) takes all.
-    accrual.watched(show_id, viewer, member, t + 70, t + 75)
+    # Anything else is written at once, without the watching held for the block; the next
+    # block still earns its 5 minutes in one entry, keyed by the minutes reached.
+    accrual.watched(show_id, viewer, member, t + 310, t + 320)
     accrual.chatted(show_id, viewer, member)
     await accrual.flush(hold=True)
     row = await _attendance(db, show_id, viewer)
-    assert (row.watched_ms, row.chats) == (75_000, 1)
-    accrual.watched(show_id, viewer, member, t + 75, t + 80)
+    assert (row.watched_ms, row.chats) == (310_000, 1)
+    assert (await ledger_sums(db))[member] == {"first_join": 10, "watch": 5, "chat": 1}
+    accrual.watched(show_id, viewer, member, t + 320, t + 600)
+    await accrual.flush(hold=True)
+    assert (await _attendance(db, show_id, viewer)).watched_ms == 600_000
+    assert (await _entries(db, member))[-1] == ("watch", 5, f"watch:{show_id}:10")
+
+    # A write without hold (show end, shutdown) takes everything, and the checkpoint goes.
+    accrual.watched(show_id, viewer, member, t + 600, t + 630)
+    await accrual.flush(hold=True)
+    assert await _checkpoint(db, show_id) is not None
+    accrual.watched(show_id, viewer, member, t + 630, t + 640)
     await accrual.flush()
-    assert (await _attendance(db, show_id, viewer)).watched_ms == 80_000
+    assert (await _attendance(db, show_id, viewer)).watched_ms == 640_000
     assert not accrual.pending
+    assert await _checkpoint(db, show_id) is None
+    assert (await ledger_sums(db))[member] == {"first_join": 10, "watch": 10, "chat": 1}
     await balances_match_entries(db)
+
+
+async def test_a_restarted_process_credits_the_checkpointed_watching_exactly_once(
+    db: Database,
+) -> None:
+    """A process killed between two periodic writes loses nothing that a write saw: the
+    watching it held is in the checkpoint, which a new process reads back and credits at
+    its first write. Reading it again (twice, or a stale copy) credits nothing twice."""
+    show_id = await live_show_id(db)
+    accrual = Accrual(lambda: db)
+    t = utcnow().timestamp() - 3600
+    for viewer, member in (("viewer:ann", "ann"), ("viewer:bo", "bo"), ("guest:g1", None)):
+        accrual.joined(show_id, viewer, member, None)
+        accrual.watched(show_id, viewer, member, t, t + 30)
+    await accrual.flush(hold=True)  # the joins and the first 30 s
+    # Then, held (no block completes): Ann on two tabs at once, Bo with a gap, a guest.
+    accrual.watched(show_id, "viewer:ann", "ann", t + 30, t + 100)
+    accrual.watched(show_id, "viewer:ann", "ann", t + 50, t + 150.25)
+    accrual.watched(show_id, "viewer:bo", "bo", t + 30, t + 60)
+    accrual.watched(show_id, "viewer:bo", "bo", t + 90, t + 200)
+    accrual.watched(show_id, "guest:g1", None, t + 30, t + 250)
+    accrual.chatted(show_id, "viewer:bo", "bo")  # written at once; the watching stays held
+    await accrual.flush(hold=True)
+    assert set(accrual.pending) == {(show_id, v) for v in ("viewer:ann", "viewer:bo", "guest:g1")}
+    for viewer in ("viewer:ann", "viewer:bo", "guest:g1"):
+        assert (await _attendance(db, show_id, viewer)).watched_ms == 30_000
+    saved = await _checkpoint(db, show_id)
+    assert saved is not None
+    before = await ledger_sums(db)
+    assert before == {"ann": {"first_join": 10}, "bo": {"first_join": 10, "chat": 1}}
+
+    # The process dies here (no final write). A new one reads the checkpoint back.
+    restarted = Accrual(lambda: db)
+    assert await restarted.restore() == 3
+    await restarted.flush(hold=True)  # the first periodic write credits it all
+    expected = {"viewer:ann": 150_250, "viewer:bo": 170_000, "guest:g1": 250_000}
+    for viewer, ms in expected.items():
+        assert (await _attendance(db, show_id, viewer)).watched_ms == ms, viewer
+    after = await ledger_sums(db)
+    assert after == {
+        "ann": {"first_join": 10, "watch": 2},
+        "bo": {"first_join": 10, "chat": 1, "watch": 2},
+    }
+    assert await _checkpoint(db, show_id) is None  # nothing held any more
+    assert not restarted.pending
+
+    # A stale copy read back (twice over, into one process) credits nothing more.
+    async with db.transaction() as session:
+        session.add(models.WatchCheckpoint(show_id=show_id, saved_at=utcnow(), held=saved))
+    again = Accrual(lambda: db)
+    assert await again.restore() == 3
+    assert await again.restore() == 3
+    await again.flush()
+    for viewer, ms in expected.items():
+        assert (await _attendance(db, show_id, viewer)).watched_ms == ms, viewer
+    assert await ledger_sums(db) == after
+    assert await _checkpoint(db, show_id) is None
+    await balances_match_entries(db)
+
+    # The checkpoint of a show that is no longer live is not read back, and is deleted.
+    async with db.transaction() as session:
+        session.add(models.WatchCheckpoint(show_id=show_id, saved_at=utcnow(), held=saved))
+    await shows.do_transition_show(db, show_id, shows.ShowAction.END)
+    assert await Accrual(lambda: db).restore() == 0
+    assert await _checkpoint(db, show_id) is None
+    assert await ledger_sums(db) == after
 
 
 async def test_tiers_move_with_what_a_flush_earns_and_fall_when_points_leave_the_window(

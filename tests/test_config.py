@@ -118,6 +118,7 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("SHOWROOM_WEBHOOK_MAX_ATTEMPTS", "3", "webhook_max_attempts", 3),
     ("SHOWROOM_WEBHOOK_RETRY_SECONDS", "0.25", "webhook_retry_seconds", 0.25),
     ("SHOWROOM_ENGAGEMENT_FLUSH_SECONDS", "0.5", "engagement_flush_seconds", 0.5),
+    ("SHOWROOM_WATCH_CREDIT_MINUTES", "2", "watch_credit_minutes", 2),
     ("SHOWROOM_ICE_SERVERS", "stun:stun.example.com:3478, turn:turn.example.com", "ice_servers",
      ("stun:stun.example.com:3478", "turn:turn.example.com")),
     ("SHOWROOM_MEDIA_CONNECT_TIMEOUT", "12.5", "media_connect_timeout", 12.5),
@@ -300,6 +301,8 @@ def test_public_url_default_brackets_an_ipv6_host(tmp_path: Path) -> None:
         ("SHOWROOM_WEBHOOK_RETRY_SECONDS", "-1"),
         ("SHOWROOM_WEBHOOK_RETRY_SECONDS", "soon"),
         ("SHOWROOM_ENGAGEMENT_FLUSH_SECONDS", "0"),
+        ("SHOWROOM_WATCH_CREDIT_MINUTES", "0"),
+        ("SHOWROOM_WATCH_CREDIT_MINUTES", "2.5"),
     ],
 )
 def test_invalid_values_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:

@@ -84,7 +84,7 @@ class Clock:
 
 
 def _watched(accrual: Accrual, viewer: str = "viewer:m1") -> list[tuple[float, float]]:
-    return [i for (_, v), a in accrual.pending.items() if v == viewer for i in a.intervals]
+    return [i for (_, v), a in accrual.pending.items() if v == viewer for i in a.spans()]
 
 
 def test_the_watch_clock_credits_only_verified_playing_time() -> None:
@@ -107,7 +107,7 @@ def test_the_watch_clock_credits_only_verified_playing_time() -> None:
     assert beat("s1") == (False, "first_beat")
     sweep(5)
     sweep(5)
-    assert _watched(accrual) == [(t0, t0 + 5), (t0 + 5, t0 + 10)]
+    assert _watched(accrual) == [(t0, t0 + 10)]  # back to back: one interval, extended
     # Reports in between credit up to now (a flood earns no more than the wall clock).
     clock.now += 2
     assert beat("s1") == (True, "")
@@ -194,7 +194,7 @@ def test_the_watch_clock_credits_only_verified_playing_time() -> None:
     sweep(5)
     assert watch.credited_seconds == 53
     # Every credited second is the accrual's too.
-    total = sum(b - a for a in accrual.pending.values() for a, b in a.intervals)
+    total = sum(end - start for a in accrual.pending.values() for start, end in a.spans())
     assert total == watch.credited_seconds
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from server.domain.loyalty import EarningRules
-from server.services.accrual import Accrual
+from server.services.accrual import Accrual, Activity
 
 OWNERS_MAX = 200_000
 DEFAULT_IDLE_AFTER = 30 * 60.0  # seconds without an interaction: watching stops earning
@@ -40,6 +40,9 @@ class _State:
     # Whether media flows and the viewer is not idle are checked at each settlement.
     ok: bool
     since: float
+    # The viewer's pending activity in the accrual, where the sweep adds the time it credits
+    # (looked up again once a flush has taken it).
+    activity: Activity | None = None
 
 
 class WatchClock:
@@ -105,7 +108,8 @@ class WatchClock:
         start of each accrual flush). Time that could not be verified now is dropped."""
         now = self.clock()
         media_ok, active, joined = self.media_ok, self.active, self.joined
-        watched, limits, default = self.accrual.watched, self.idle_limits, self.idle_after
+        limits, default = self.idle_limits, self.idle_after
+        lookup, due = self.accrual.activity, self.accrual.due
         credited = 0.0
         for sid, state in self.states.items():
             if not state.ok:
@@ -120,7 +124,21 @@ class WatchClock:
                 or active.get(state.key, -math.inf) < now - limits.get(state.show_id, default)
             ):
                 continue
-            watched(state.show, state.viewer, state.member, since, now)
+            # What Accrual.watched does, without looking the activity up each time: the
+            # interval since the last sweep usually extends the latest one in place.
+            activity = state.activity
+            if activity is None or activity.taken:
+                activity = state.activity = lookup(state.show, state.viewer, state.member)
+            book, mark = activity.book, activity.mark
+            if book is not None and mark >= 0 and activity.start <= since <= activity.end:
+                if now > activity.end:  # Activity.watch's usual case, inline
+                    activity.end = book.spans[mark] = now
+                activity.watched_s += now - since
+            else:
+                activity.watch(since, now)
+            activity.last_seen = now
+            if activity.watched_s >= activity.due_s:
+                due(activity)
             credited += now - since
         self.credited_seconds += credited
 

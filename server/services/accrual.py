@@ -1,23 +1,30 @@
 """Engagement accrual: what the live room saw each viewer do (watch, join, chat, ask, react,
 share), counted in memory and written in batches, one transaction per flush, with the
-points the show's rules give. A crash loses what was counted since the last flush; nothing
-is credited twice: the per-show counters, the watched-until time and the ledger entries
-that follow from them move in the same commit, and every entry's idempotency key is derived
-from those counters."""
+points the show's rules give. The periodic flush writes watching in blocks of a few minutes
+(WATCH_BLOCK) and, in the same transaction, a checkpoint per show of the watching it still
+holds, which a restarted process reads back (`restore`). A crash loses what was counted
+since the last flush; nothing is credited twice: the per-show counters, the watched-until
+time and the ledger entries that follow from them move in the same commit, and every
+entry's idempotency key is derived from those counters."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
+import os
+import sys
 import time
 import uuid
+from array import array
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import String, Table, Uuid, any_, bindparam, case, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from server.domain.loyalty import BADGES, MAX_POINTS, EarningRules, EntryKind, Reason
@@ -29,9 +36,13 @@ from server.store.db import Database
 log = logging.getLogger("showroom.engagement")
 
 CHUNK = 500  # entries per engagement.points_earned webhook message
-# The periodic write holds watching that has not completed a minute for up to this long: it
-# earns nothing yet, and writing it every few seconds for every viewer is most of the cost.
-HOLD_SECONDS = 60.0
+# The periodic write holds a viewer's watching until it completes a block of this many
+# minutes (of the viewer's watched total in the show), or for at most that long: points are
+# still per minute, written a block at a time. Writing every viewer's every minute was most
+# of the cost of accounting. The held watching is checkpointed at every periodic write.
+WATCH_BLOCK = 5
+HOLD_SECONDS = WATCH_BLOCK * 60.0
+CHECKPOINT_VERSION = 1
 KNOWN_MAX = 200_000  # viewers whose watched total the hint remembers
 
 
@@ -39,27 +50,103 @@ def _at(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Activity:
     """One viewer's doings in one show since the last flush."""
 
     member: str | None  # the brand's member id; guests earn nothing but count in analytics
-    intervals: list[tuple[float, float]] = field(default_factory=list)  # watched, wall clock
+    key: tuple[uuid.UUID, str] | None = None  # (show, viewer): where it is in Accrual.pending
+    # Watched, wall clock: the latest interval [start, end] (none while end <= start), which
+    # the watch clock's sweeps extend in place, and any earlier ones it did not touch.
+    start: float = -math.inf
+    end: float = -math.inf
+    earlier: tuple[tuple[float, float], ...] = ()  # (tuples: an activity makes no list)
+    # The show's held watching, where the latest interval is kept for the checkpoint (at
+    # book.spans[mark - 1] and book.spans[mark]; mark -1: not there).
+    book: _Held | None = None
+    mark: int = -1
+    # Something besides watching (a join, a chat, a question, reactions, an answer, a
+    # referral): written at the next flush, whether or not the watching is.
+    eager: bool = False
+    queued: bool = False  # listed to be written whole at the next flush (a block completed)
+    # Set when the activity leaves `Accrual.pending` (taken by a flush): a holder of a
+    # reference (the watch clock's socket states) must look up the current one again.
+    taken: bool = False
     joined: bool = False
     chats: int = 0
     questions: int = 0
     reactions: int = 0
-    answered: list[str] = field(default_factory=list)  # the member's questions answered
+    answered: tuple[str, ...] = ()  # the member's questions answered
     referred_by: str | None = None  # the author id in the share link that brought them
     first_seen: float = 0.0
     last_seen: float = 0.0
     watched_s: float = 0.0  # the intervals' lengths, summed (overlaps counted twice)
-    # Watched seconds at which, as far as this process knows, the viewer completes a minute.
+    # Watched seconds at which, as far as this process knows, the viewer completes a block.
     due_s: float = 0.0
 
+    def add(self, start: float, end: float) -> None:
+        """Watched from start to end: extends the latest interval when this one starts
+        within it (the sweep's back-to-back intervals, or another tab's overlapping one:
+        the union is what is credited), else starts a new one."""
+        book = self.book
+        if self.start <= start <= self.end:
+            if end > self.end:
+                self.end = end
+                if book is not None and self.mark >= 0:
+                    book.spans[self.mark] = end
+            return
+        if self.end > self.start:
+            self.earlier += ((self.start, self.end),)
+            if book is not None:
+                book.extra.add(self)
+        self.start, self.end = start, end
+        if book is not None:
+            if self.mark >= 0:
+                book.spans[self.mark - 1] = start
+                book.spans[self.mark] = end
+            else:
+                book.place(self)
+
+    def watch(self, start: float, end: float) -> None:
+        """Watched from start to end (end after start)."""
+        self.add(start, end)
+        self.watched_s += end - start
+
+    def spans(self) -> list[tuple[float, float]]:
+        """The watched intervals (they may overlap: two tabs)."""
+        if self.end > self.start:
+            return [*self.earlier, (self.start, self.end)]
+        return list(self.earlier)
+
+    def detach(self) -> Activity:
+        """Everything but the watching, as an activity of its own (taken, to be written);
+        this one keeps the watching alone."""
+        other = Activity(
+            self.member,
+            key=self.key,
+            eager=True,
+            taken=True,
+            joined=self.joined,
+            chats=self.chats,
+            questions=self.questions,
+            reactions=self.reactions,
+            answered=self.answered,
+            referred_by=self.referred_by,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            due_s=self.due_s,
+        )
+        self.eager = self.joined = False
+        self.chats = self.questions = self.reactions = 0
+        self.answered = ()
+        self.referred_by = None
+        return other
+
     def merge(self, other: Activity) -> None:
-        self.intervals += other.intervals
+        for start, end in other.spans():
+            self.add(start, end)
         self.watched_s += other.watched_s
+        self.eager |= other.eager
         self.due_s = min(self.due_s, other.due_s)
         self.joined |= other.joined
         self.chats += other.chats
@@ -69,6 +156,79 @@ class Activity:
         self.referred_by = self.referred_by or other.referred_by
         self.first_seen = min(self.first_seen, other.first_seen)
         self.last_seen = max(self.last_seen, other.last_seen)
+
+
+class _Held:
+    """One show's held watching, kept as it is watched so that its checkpoint costs no pass
+    over every viewer: slot i is viewers[i], members[i] (guests: "") and spans[2i],
+    spans[2i + 1], the latest interval of one pending activity (a free slot: "", "", 0.0,
+    0.0). `extra` lists the activities with earlier intervals too (two tabs, a gap)."""
+
+    __slots__ = ("extra", "free", "members", "spans", "used", "viewers")
+
+    def __init__(self) -> None:
+        self.viewers: list[str] = []
+        self.members: list[str] = []
+        self.spans = array("d")
+        self.free: list[int] = []
+        self.extra: set[Activity] = set()
+        self.used = 0
+
+    def place(self, activity: Activity) -> None:
+        assert activity.key is not None
+        viewer, member = activity.key[1], activity.member or ""
+        if self.free:
+            slot = self.free.pop()
+            self.viewers[slot], self.members[slot] = viewer, member
+            self.spans[2 * slot], self.spans[2 * slot + 1] = activity.start, activity.end
+        else:
+            slot = len(self.viewers)
+            self.viewers.append(viewer)
+            self.members.append(member)
+            self.spans.append(activity.start)
+            self.spans.append(activity.end)
+        activity.mark = 2 * slot + 1
+        self.used += 1
+
+    def release(self, activity: Activity) -> None:
+        """The activity is written (or goes back as it was before a failed write)."""
+        mark = activity.mark
+        if mark >= 0:
+            slot = mark // 2
+            self.viewers[slot] = self.members[slot] = ""
+            self.spans[mark - 1] = self.spans[mark] = 0.0
+            self.free.append(slot)
+            self.used -= 1
+            activity.mark = -1
+        self.extra.discard(activity)
+
+    def document(self, at: float) -> str | None:
+        """The checkpoint (`_checkpoint`), or None when nothing is held."""
+        if not self.used and not self.extra:
+            return None
+        viewers, members, spans = self.viewers, self.members, self.spans
+        if self.extra:  # their earlier intervals as entries of their own
+            viewers, members, spans = [*viewers], [*members], array("d", spans)
+            for activity in self.extra:
+                assert activity.key is not None
+                for start, end in union(activity.earlier):
+                    viewers.append(activity.key[1])
+                    members.append(activity.member or "")
+                    spans.append(start)
+                    spans.append(end)
+        return _checkpoint(at, viewers, members, spans)
+
+
+def union(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The intervals merged where they overlap or touch, in order."""
+    out: list[tuple[float, float]] = []
+    for start, end in sorted(intervals):
+        if out and start <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
 
 
 def credit_after(intervals: Iterable[tuple[float, float]], until: float) -> tuple[float, float]:
@@ -100,10 +260,56 @@ class Credit:
     badges: list[str]
 
 
+def _checkpoint(at: float, viewers: list[str], members: list[str], spans: array[float]) -> str:
+    """One show's held watching as JSON text: entry i is viewers[i], members[i] (guests:
+    empty) and the interval spans[2i], spans[2i + 1] (unix seconds, float64 little-endian,
+    base64; an empty interval is no entry), the strings newline-joined. Packed so that
+    10,000 viewers take a few ms."""
+    packed = spans
+    if sys.byteorder != "little":
+        packed = array("d", spans)
+        packed.byteswap()
+    names, ids = "\n".join(viewers), "\n".join(members)
+    document: dict[str, Any] = {"v": CHECKPOINT_VERSION, "at": at, "n": len(viewers)}
+    if names.count("\n") == ids.count("\n") == len(viewers) - 1:
+        document |= {"viewers": names, "members": ids}
+    else:  # an id with a newline in it: plain lists
+        document |= {"viewer_list": viewers, "member_list": members}
+    document["spans"] = base64.b64encode(packed.tobytes()).decode("ascii")
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _read_checkpoint(text: str) -> list[tuple[str, str | None, float, float]]:
+    """(viewer, member, start, end) per entry of a checkpoint `_checkpoint` wrote."""
+    document = json.loads(text)
+    if document["v"] != CHECKPOINT_VERSION:
+        raise ValueError(f"unknown checkpoint version {document['v']!r}")
+    n = int(document["n"])
+    if "viewers" in document:
+        viewers = document["viewers"].split("\n") if n else []
+        members = document["members"].split("\n") if n else []
+    else:
+        viewers, members = document["viewer_list"], document["member_list"]
+    packed = array("d")
+    packed.frombytes(base64.b64decode(document["spans"]))
+    if sys.byteorder != "little":
+        packed.byteswap()
+    if not len(viewers) == len(members) == n or len(packed) != 2 * n:
+        raise ValueError("a checkpoint's columns differ in length")
+    return [
+        (str(viewers[i]), str(members[i] or "") or None, packed[2 * i], packed[2 * i + 1])
+        for i in range(n)
+        if packed[2 * i + 1] > packed[2 * i]
+    ]
+
+
 class Accrual:
-    def __init__(self, db: Callable[[], Database]) -> None:
+    def __init__(self, db: Callable[[], Database], block_minutes: int = WATCH_BLOCK) -> None:
         self._db = db
         self.pending: dict[tuple[uuid.UUID, str], Activity] = {}
+        # The periodic write holds watching until it completes a block of this many minutes.
+        self.block_ms = block_minutes * 60_000
+        self.hold_seconds = block_minutes * 60.0
         self.on_credit: Callable[[list[Credit]], None] | None = None
         # Viewers now per show with a room on this process (counted across processes when
         # rooms share Redis), recorded at each flush for the retention curve.
@@ -114,33 +320,69 @@ class Accrual:
         # limit follows the show's rules).
         self.on_rules: Callable[[uuid.UUID, EarningRules], None] | None = None
         # Watched milliseconds per (show, viewer) as this process last wrote them: a hint
-        # for when the next minute completes (the database row stays the truth).
+        # for when the next block completes (the database row stays the truth).
         self.known_ms: dict[tuple[uuid.UUID, str], int] = {}
         # Across flushes, so each is looked up once: member ids by the brand's id, and the
         # (show, member) pairs whose join bonus is in the ledger. Cleared if a write fails.
         self.member_ids: dict[str, uuid.UUID] = {}
         self.join_paid: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        # What the periodic write takes, kept as it happens so that it needs no pass over
+        # every pending viewer: activities whose watching completed a block (or was read
+        # back), activities with something besides watching, and every activity in the
+        # order it began (the head is the next to have been held hold_seconds).
+        self._due: list[Activity] = []
+        self._eager: list[Activity] = []
+        self._begun: deque[Activity] = deque()
+        # Per show, the watching held back, ready for its checkpoint.
+        self._books: dict[uuid.UUID, _Held] = {}
+        # Shows whose checkpoint row this process wrote or read back: the next flush rewrites
+        # it, or deletes it once nothing of the show is held.
+        self.checkpointed: set[uuid.UUID] = set()
         self.clock: Callable[[], float] = time.time
         self.flushes = 0
         self.rows_written = 0
 
     # --- what the live room reports ---------------------------------------------------------
 
-    def _activity(self, show_id: uuid.UUID, viewer: str, member: str | None) -> Activity:
+    def activity(self, show_id: uuid.UUID, viewer: str, member: str | None) -> Activity:
+        """The viewer's pending activity in the show (a new one if there is none), seen now.
+        It stays theirs until a flush takes it (`Activity.taken`). Whoever adds watching to
+        it calls `due` after."""
         key = (show_id, viewer)
         found = self.pending.get(key)
         now = self.clock()
         if found is None:
             known = self.known_ms.get(key)
-            due = 0.0 if known is None else (60_000 - known % 60_000) / 1000
-            found = self.pending[key] = Activity(member, first_seen=now, due_s=due)
+            block = self.block_ms
+            due = 0.0 if known is None else (block - known % block) / 1000
+            book = self._books.get(show_id)
+            if book is None:
+                book = self._books[show_id] = _Held()
+            found = self.pending[key] = Activity(
+                member, key=key, book=book, first_seen=now, due_s=due
+            )
+            self._begun.append(found)
         found.last_seen = now
+        return found
+
+    def due(self, activity: Activity) -> None:
+        """Watching was added to the activity: list it for the next write if it completed a
+        block."""
+        if activity.watched_s >= activity.due_s and not activity.queued:
+            activity.queued = True
+            self._due.append(activity)
+
+    def _eager_activity(self, show_id: uuid.UUID, viewer: str, member: str | None) -> Activity:
+        found = self.activity(show_id, viewer, member)
+        if not found.eager:
+            found.eager = True
+            self._eager.append(found)
         return found
 
     def joined(
         self, show_id: uuid.UUID, viewer: str, member: str | None, referred_by: str | None
     ) -> None:
-        activity = self._activity(show_id, viewer, member)
+        activity = self._eager_activity(show_id, viewer, member)
         activity.joined = True
         activity.referred_by = activity.referred_by or referred_by
 
@@ -148,68 +390,106 @@ class Accrual:
         self, show_id: uuid.UUID, viewer: str, member: str | None, start: float, end: float
     ) -> None:
         if end > start:
-            activity = self._activity(show_id, viewer, member)
-            activity.intervals.append((start, end))
-            activity.watched_s += end - start
+            activity = self.activity(show_id, viewer, member)
+            activity.watch(start, end)
+            self.due(activity)
 
     def chatted(self, show_id: uuid.UUID, viewer: str, member: str | None) -> None:
-        self._activity(show_id, viewer, member).chats += 1
+        self._eager_activity(show_id, viewer, member).chats += 1
 
     def asked(self, show_id: uuid.UUID, viewer: str, member: str | None) -> None:
-        self._activity(show_id, viewer, member).questions += 1
+        self._eager_activity(show_id, viewer, member).questions += 1
 
     def reacted(self, show_id: uuid.UUID, viewer: str, member: str | None, count: int) -> None:
-        self._activity(show_id, viewer, member).reactions += count
+        self._eager_activity(show_id, viewer, member).reactions += count
 
     def answered(
         self, show_id: uuid.UUID, viewer: str, member: str | None, question_id: str
     ) -> None:
-        self._activity(show_id, viewer, member).answered.append(question_id)
+        self._eager_activity(show_id, viewer, member).answered += (question_id,)
 
     # --- writing ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _due(activity: Activity, now: float) -> bool:
-        """Whether a pending activity is written in this flush. Anything but watching is; so
-        is watching that completes a minute (as far as this process knows) or that has been
-        held HOLD_SECONDS. Progress within a minute earns nothing, so it can wait."""
-        if (
-            activity.joined
-            or activity.chats
-            or activity.questions
-            or activity.reactions
-            or activity.answered
-            or activity.referred_by
-            or now - activity.first_seen >= HOLD_SECONDS
-        ):
-            return True
-        return activity.watched_s >= activity.due_s
+    def _take(self, activity: Activity, batch: dict[tuple[uuid.UUID, str], Activity]) -> None:
+        assert activity.key is not None
+        del self.pending[activity.key]
+        activity.taken = True
+        if activity.book is not None:
+            activity.book.release(activity)
+        batch[activity.key] = activity
+
+    def _split(
+        self, now: float
+    ) -> tuple[dict[tuple[uuid.UUID, str], Activity], dict[uuid.UUID, str]]:
+        """What the periodic write takes (out of `pending`), and a checkpoint per show of
+        the watching it holds back.
+
+        Watching is written when it completes a block (as far as this process knows:
+        progress within a block earns nothing, so it can wait) or has been held
+        `hold_seconds` (analytics see it); everything else at once, without the viewer's
+        held watching, which stays pending. Only those activities are visited, not every
+        pending viewer."""
+        batch: dict[tuple[uuid.UUID, str], Activity] = {}
+        begun, hold = self._begun, self.hold_seconds
+        while begun and (begun[0].taken or now - begun[0].first_seen >= hold):
+            activity = begun.popleft()
+            if not activity.taken:
+                self._take(activity, batch)
+        due, self._due = self._due, []
+        for activity in due:
+            if not activity.taken:
+                self._take(activity, batch)
+        eager, self._eager = self._eager, []
+        for activity in eager:
+            if activity.taken or not activity.eager:
+                continue
+            if activity.end <= activity.start and not activity.earlier:
+                self._take(activity, batch)  # nothing watched: nothing to hold
+            else:
+                assert activity.key is not None
+                batch[activity.key] = activity.detach()
+        docs = {}
+        for show_id, book in self._books.items():
+            document = book.document(now)
+            if document is not None:
+                docs[show_id] = document
+        return batch, docs
 
     async def flush(self, *, hold: bool = False) -> list[Credit]:
         """Write what is pending in one transaction. With `hold` (the periodic write),
-        watching that has not yet completed a minute stays in memory for up to
-        HOLD_SECONDS; without it (show end, shutdown, tests) everything is written."""
+        watching that has not yet completed a block stays in memory for up to
+        `hold_seconds`, and the same transaction checkpoints it; without it (show end,
+        shutdown, tests) everything is written and the checkpoints are deleted."""
         if self.before_flush is not None:
             self.before_flush()
-        batch, self.pending = self.pending, {}
+        now = self.clock()
         if hold:
-            now, due = self.clock(), self._due
-            for key in [k for k, a in batch.items() if not due(a, now)]:
-                self.pending[key] = batch.pop(key)
+            batch, docs = self._split(now)
+        else:
+            batch, self.pending, docs = self.pending, {}, {}
+            for activity in batch.values():
+                activity.taken = True
+            self._due, self._eager, self._begun, self._books = [], [], deque(), {}
         audience = {uuid.UUID(show): n for show, n in self.audience().items() if n > 0}
-        if not batch and not audience:
+        if not batch and not audience and not docs and not self.checkpointed:
             return []
         try:
-            credits = await self._write(batch, audience)
+            credits = await self._write(batch, audience, docs, now)
         except BaseException:
             self.member_ids.clear()
             self.join_paid.clear()
             # Put it back (merged with what arrived meanwhile): the next flush writes it.
             for key, activity in batch.items():
+                activity.taken = False
                 later = self.pending.get(key)
                 if later is not None:
                     activity.merge(later)
+                    later.taken = True
+                    if later.book is not None:
+                        later.book.release(later)
                 self.pending[key] = activity
+                activity.queued = True
+                self._due.append(activity)
             raise
         self.flushes += 1
         if credits and self.on_credit is not None:
@@ -217,11 +497,15 @@ class Accrual:
         return credits
 
     async def _write(
-        self, batch: dict[tuple[uuid.UUID, str], Activity], audience: dict[uuid.UUID, int]
+        self,
+        batch: dict[tuple[uuid.UUID, str], Activity],
+        audience: dict[uuid.UUID, int],
+        docs: dict[uuid.UUID, str],
+        now: float,
     ) -> list[Credit]:
         db = self._db()
         async with db.transaction() as session:
-            writer = _Flush(session, _at(self.clock()), db.dialect, self)
+            writer = _Flush(session, _at(now), db.dialect, self)
             await writer.minutes(audience)
             by_show: dict[uuid.UUID, dict[str, Activity]] = {}
             for (show_id, viewer), activity in batch.items():
@@ -229,6 +513,8 @@ class Accrual:
             for show_id in sorted(by_show):
                 await writer.show(show_id, by_show[show_id])
             await writer.finish()
+            await writer.checkpoints(docs, self.checkpointed - set(docs))
+        self.checkpointed = set(docs)
         self.rows_written += writer.rows
         if len(self.known_ms) > KNOWN_MAX:
             self.known_ms.clear()
@@ -240,8 +526,49 @@ class Accrual:
         self.join_paid |= writer.join_paid
         return writer.credits()
 
+    async def restore(self) -> int:
+        """At start-up: read back the checkpoints of live shows (watching a stopped process
+        held and had not written) into `pending`, written at the next flush. Checkpoints of
+        shows no longer live are deleted. Time already credited is never credited again
+        (`credit_after` against the attendance row's watched-until time), so a checkpoint
+        read twice, or one repeating written time, credits nothing twice. Returns the
+        number of viewers read back."""
+        db = self._db()
+        async with db.transaction() as session:
+            rows = (
+                await session.execute(
+                    select(CHECKPOINTS.c.show_id, CHECKPOINTS.c.held, models.Show.state)
+                    .select_from(CHECKPOINTS)
+                    .outerjoin(models.Show, models.Show.id == CHECKPOINTS.c.show_id)
+                )
+            ).all()
+            stale = [show_id for show_id, _, state in rows if state != ShowState.LIVE.value]
+            if stale:
+                await session.execute(delete(CHECKPOINTS).where(CHECKPOINTS.c.show_id.in_(stale)))
+        seen: set[tuple[uuid.UUID, str]] = set()
+        for show_id, held, state in rows:
+            if state != ShowState.LIVE.value:
+                continue
+            try:
+                entries = _read_checkpoint(held)
+            except (ValueError, KeyError, TypeError):
+                log.warning("the checkpoint of show %s could not be read", show_id)
+                continue
+            for viewer, member, start, end in entries:
+                fresh = (show_id, viewer) not in self.pending
+                activity = self.activity(show_id, viewer, member)
+                activity.watch(start, end)
+                if fresh:
+                    activity.first_seen, activity.last_seen = start, end
+                activity.due_s = 0.0  # due at once: the next flush writes it
+                self.due(activity)
+                seen.add((show_id, viewer))
+            self.checkpointed.add(show_id)
+        return len(seen)
+
 
 ATTENDANCE = cast(Table, models.ShowAttendance.__table__)
+CHECKPOINTS = cast(Table, models.WatchCheckpoint.__table__)
 POINTS = cast(Table, models.MemberPoints.__table__)
 ENTRIES = cast(Table, models.LedgerEntry.__table__)
 MEMBERS = cast(Table, models.Member.__table__)
@@ -269,15 +596,13 @@ POINTS_VALUES = (
 )
 # What the flush reads of an attendance row it updates (not the member, nor first seen).
 ATTENDANCE_READ = tuple(c for c in ATTENDANCE_VALUES if c != "last_seen")
+ATTENDANCE_KEYS = ("viewer", *ATTENDANCE_READ)
+# What it reads of a balance row (not updated_at: a row it writes is updated now).
+POINTS_READ = ("member_id", *(c for c in POINTS_VALUES if c != "updated_at"))
 POINTS_MOVED = ("balance", "tier", "rolling_points", "updated_at")  # when only points moved
 
 
 Row = dict[str, Any]
-
-
-def _dicts(result: Any) -> list[Row]:
-    columns = list(result.keys())
-    return [dict(zip(columns, values, strict=True)) for values in result]
 
 
 def _update_by_key(table: Any, keys: tuple[str, ...], values: tuple[str, ...]) -> Any:
@@ -295,11 +620,11 @@ def _params(row: dict[str, Any], keys: tuple[str, ...], values: tuple[str, ...])
     return {**{"k_" + k: row[k] for k in keys}, **{"v_" + v: row[v] for v in values}}
 
 
-# The flush's three big statements (every watched minute is an entry, a balance update and
+# The flush's three big statements (every watched block is an entry, a balance update and
 # an attendance update) go to the driver as SQL text with their rows already in the form it
 # takes, as executemany: SQLAlchemy's per-row parameter processing was a fifth of a flush.
-# One uuid4 per entry; what every engagement entry shares is written as constants.
-Entry = tuple[uuid.UUID, uuid.UUID, str, int, int, uuid.UUID, str, int]
+# What every engagement entry shares is written as constants; the ids are made per flush.
+Entry = tuple[uuid.UUID, str, int, int, uuid.UUID, str, int]  # ENTRY_COLUMNS[1:-1]
 ENTRY_COLUMNS = (
     "id",
     "member_id",
@@ -312,6 +637,26 @@ ENTRY_COLUMNS = (
     "created_at",
 )
 ENTRY_CONSTANTS = {"kind": EntryKind.EARN.value}  # order, request hash and note stay NULL
+
+
+def entry_ids(n: int, now: datetime) -> list[str]:
+    """`n` new ledger entry ids as 32 hex digits, in the layout of UUID version 7 (RFC 9562):
+    the time in milliseconds first, then random bits. One flush's entries sort together
+    after every earlier one, so they go to the end of the primary key's index instead of
+    a random page each (random version 4 ids dirtied hundreds of index pages per flush)."""
+    prefix = format(int(now.timestamp() * 1000) & 0xFFFF_FFFF_FFFF, "012x") + "7"
+    bits = os.urandom(10 * n).hex()
+    out = []
+    for at in range(0, 20 * n, 20):
+        # 12 random bits, the variant (binary 10) with 2 more, then 60 random bits.
+        out.append(
+            prefix + bits[at : at + 3] + "89ab"[int(bits[at + 3], 16) & 3] + bits[at + 4 : at + 19]
+        )
+    return out
+
+
+def _dashed(hexed: str) -> str:
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
 
 
 def _marks(dialect: str, n: int) -> list[str]:
@@ -332,18 +677,6 @@ def _driver_insert(dialect: str, table: Table, columns: tuple[str, ...]) -> str:
     names = ", ".join('"' + c + '"' for c in (*columns, *ENTRY_CONSTANTS))
     values = [*_marks(dialect, len(columns)), *(f"'{v}'" for v in ENTRY_CONSTANTS.values())]
     return f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join(values)})'
-
-
-def _one_of(column: Any, values: Iterable[Any], dialect: str) -> Any:
-    """`column IN values` with the values as one parameter: a JSON array on SQLite, an
-    array on PostgreSQL. An expanding IN names and processes every value when the statement
-    is compiled, which for the flush's thousands of viewers cost more than the query."""
-    if dialect == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
-    uuids = isinstance(column.type, Uuid)
-    array = json.dumps([v.hex for v in values] if uuids else list(values))
-    each = func.json_each(bindparam(None, array, type_=String)).table_valued("value")
-    return column.in_(select(each.c.value))
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -375,6 +708,59 @@ class _Flush:
         self.new_attendance: list[Row] = []
         self.changed_attendance: list[Row] = []
         self.watched_ms: dict[tuple[uuid.UUID, str], int] = {}  # for the next flush's hint
+        self._datetimes: dict[float, datetime] = {}
+        self._stored_times: dict[datetime, str] = {}
+
+    def _datetime(self, seconds: float) -> datetime:
+        """`_at(seconds)`, made once per flush for each distinct time (the sweep gives most
+        viewers the same one)."""
+        found = self._datetimes.get(seconds)
+        if found is None:
+            found = self._datetimes[seconds] = _at(seconds)
+        return found
+
+    def _stored_time(self, value: datetime) -> str:
+        """`_sqlite_time(value)`, made once per flush for each distinct time."""
+        found = self._stored_times.get(value)
+        if found is None:
+            found = self._stored_times[value] = _sqlite_time(value)
+        return found
+
+    async def _attendance(self, show_id: uuid.UUID, keys: set[str]) -> dict[str, Row]:
+        """The show's attendance rows of these viewers, locked, as dicts of ATTENDANCE_READ
+        and the viewer: read through the driver, its values converted here (SQLAlchemy's
+        per-row result processing was a sixth of a flush)."""
+        connection = await self.session.connection()
+        columns = ", ".join(f'"{c}"' for c in ("viewer", *ATTENDANCE_READ))
+        if self.dialect == "sqlite":
+            sql = (
+                f'SELECT {columns} FROM "{ATTENDANCE.name}" WHERE "show_id" = ? '
+                'AND "viewer" IN (SELECT value FROM json_each(?))'
+            )
+            params: tuple[Any, ...] = (show_id.hex, json.dumps(list(keys)))
+        else:
+            sql = (
+                f'SELECT {columns} FROM "{ATTENDANCE.name}" WHERE "show_id" = $1 '
+                'AND "viewer" = ANY($2::varchar[]) FOR UPDATE'
+            )
+            params = (show_id, list(keys))
+        rows: dict[str, Row] = {}
+        times: dict[Any, datetime] = {}
+        sqlite = self.dialect == "sqlite"
+        for raw in await connection.exec_driver_sql(sql, params):
+            row = dict(zip(ATTENDANCE_KEYS, raw, strict=True))
+            until = row["watched_until"]
+            if until is not None:
+                found = times.get(until)
+                if found is None:
+                    found = times[until] = (
+                        datetime.fromisoformat(until).replace(tzinfo=UTC) if sqlite else until
+                    )
+                row["watched_until"] = found
+            if sqlite and row["referred_by"] is not None:
+                row["referred_by"] = uuid.UUID(hex=row["referred_by"])
+            rows[row["viewer"]] = row
+        return rows
 
     async def _members(self, externals: set[str]) -> None:
         cached = self.accrual.member_ids
@@ -417,17 +803,46 @@ class _Flush:
 
     async def _preload(self, member_ids: set[uuid.UUID]) -> None:
         """Lock the balance rows of this flush's members in one query (missing ones are
-        created when first needed)."""
+        created when first needed), read through the driver like `_attendance`. Their
+        `updated_at` is not read: a row this flush writes is updated now."""
         wanted = member_ids - set(self.points)
-        if wanted:
-            for row in _dicts(
-                await self.session.execute(
-                    select(POINTS)
-                    .where(_one_of(POINTS.c.member_id, wanted, self.dialect))
-                    .with_for_update()
-                )
-            ):
-                self.points[row["member_id"]] = row
+        if not wanted:
+            return
+        connection = await self.session.connection()
+        columns = ", ".join(f'"{c}"' for c in POINTS_READ)
+        if self.dialect == "sqlite":
+            sql = (
+                f'SELECT {columns} FROM "{POINTS.name}" '
+                'WHERE "member_id" IN (SELECT value FROM json_each(?))'
+            )
+            ids = {m.hex: m for m in wanted}
+            params: tuple[Any, ...] = (json.dumps(list(ids)),)
+        else:
+            sql = (
+                f'SELECT {columns} FROM "{POINTS.name}" '
+                'WHERE "member_id" = ANY($1::uuid[]) FOR UPDATE'
+            )
+            ids = {}
+            params = (list(wanted),)
+        badges: dict[Any, list[str]] = {}  # shared: a badge is added to a copy (`_badge`)
+        shows: dict[Any, uuid.UUID | None] = {None: None}
+        for raw in await connection.exec_driver_sql(sql, params):
+            row = dict(zip(POINTS_READ, raw, strict=True))
+            if ids:
+                row["member_id"] = ids[row["member_id"]]
+            text = row["badges"]
+            if isinstance(text, str):  # SQLite's JSON text (asyncpg's codec decodes it)
+                found = badges.get(text)
+                if found is None:
+                    found = badges[text] = json.loads(text)
+                row["badges"] = found
+            show = shows.get(row["streak_show_id"], False)
+            if show is False:
+                hexed = row["streak_show_id"]
+                show = shows[hexed] = uuid.UUID(hex=hexed) if isinstance(hexed, str) else hexed
+            row["streak_show_id"] = show
+            row["updated_at"] = self.now
+            self.points[row["member_id"]] = row
 
     def _points(self, member_id: uuid.UUID, rules: EarningRules) -> Row:
         row = self.points.get(member_id)
@@ -464,10 +879,10 @@ class _Flush:
         row["balance"] += points
         row["rolling_points"] += points
         row["updated_at"] = self.now
-        # In ENTRY_COLUMNS order; the kind, order, request hash and note are the same for all.
+        # In ENTRY_COLUMNS order without the id and the time (made in `finish`); the kind,
+        # order, request hash and note are the same for all.
         self.entries.append(
             (
-                uuid.uuid4(),
                 member_id,
                 reason.value,
                 points,
@@ -509,30 +924,20 @@ class _Flush:
         externals = {a.member for a in viewers.values() if a.member} | set(sharers.values())
         await self._members(externals)
         keys = set(viewers) | {f"viewer:{s}" for s in sharers.values()}
-        attendance: dict[str, Row] = {
-            row["viewer"]: row
-            for row in _dicts(
-                await session.execute(
-                    select(*(ATTENDANCE.c[c] for c in ("viewer", *ATTENDANCE_READ)))
-                    .where(
-                        ATTENDANCE.c.show_id == show_id,
-                        _one_of(ATTENDANCE.c.viewer, keys, self.dialect),
-                    )
-                    .with_for_update()
-                )
-            )
-        }
+        attendance = await self._attendance(show_id, keys)
         known = set(attendance)
-        if live:
-            await self._preload({self.members[e] for e in externals})
-        paid = self.accrual.join_paid
         ids = {self.members[e] for e in externals}
+        if live:
+            await self._preload(ids)
+        paid = self.accrual.join_paid
         self.joined = {m for m in ids if (show_id, m) in paid}
+        known_paid = set(self.joined)
         self.joined |= {
             m
             for m, _ in await ledger.existing_keys(session, ids - self.joined, {f"join:{show_id}"})
         }
         previous_show: list[uuid.UUID | None] = []  # the show before this one, looked up once
+        show_key = str(show_id)
         for viewer, activity in sorted(viewers.items()):
             row = attendance.get(viewer)
             if row is None:
@@ -551,12 +956,20 @@ class _Flush:
                     "referred_by": None,
                     "points": 0,
                     "first_seen": _at(activity.first_seen),
-                    "last_seen": _at(activity.last_seen),
+                    "last_seen": self._datetime(activity.last_seen),
                 }
             await self._apply(
-                show_id, show.started_at, live, rules, version, row, activity, previous_show
+                show_id,
+                show_key,
+                show.started_at,
+                live,
+                rules,
+                version,
+                row,
+                activity,
+                previous_show,
             )
-            row["last_seen"] = _at(activity.last_seen)
+            row["last_seen"] = self._datetime(activity.last_seen)
         # Referrals credit the sharer (their attendance row counts the referrals).
         for viewer, activity in sorted(viewers.items()):
             sharer = sharers.get(activity.referred_by or "")
@@ -586,7 +999,7 @@ class _Flush:
                     rules.referral_points,
                     f"referral:{show_id}:{activity.member}",
                 )
-        self.join_paid |= {(show_id, m) for m in self.joined}
+        self.join_paid |= {(show_id, m) for m in self.joined - known_paid}
         touched = set(viewers) | {f"viewer:{s}" for s in sharers.values()}
         # A sharer with nothing of their own in this flush keeps when they were last seen
         # (the locked read above leaves that column out: every other row sets it anew).
@@ -608,6 +1021,7 @@ class _Flush:
     async def _apply(
         self,
         show_id: uuid.UUID,
+        show_key: str,
         started_at: datetime | None,
         live: bool,
         rules: EarningRules,
@@ -616,13 +1030,15 @@ class _Flush:
         activity: Activity,
         previous_show: list[uuid.UUID | None],
     ) -> None:
-        # Watching: only the time after what was already credited (two tabs never count twice).
-        until = row["watched_until"].timestamp() if row["watched_until"] else -math.inf
-        seconds, new_until = credit_after(activity.intervals, until)
         before_ms = row["watched_ms"]
-        if seconds > 0:
-            row["watched_ms"] += int(seconds * 1000)
-            row["watched_until"] = _at(new_until)
+        if activity.end > activity.start or activity.earlier:
+            # Watching: only the time after what was already credited (two tabs never
+            # count twice).
+            until = row["watched_until"].timestamp() if row["watched_until"] else -math.inf
+            seconds, new_until = credit_after(activity.spans(), until)
+            if seconds > 0:
+                row["watched_ms"] += int(seconds * 1000)
+                row["watched_until"] = self._datetime(new_until)
         chats_before, questions_before = row["chats"], row["questions"]
         reactions_before = row["reactions"]
         row["chats"] += activity.chats
@@ -641,7 +1057,6 @@ class _Flush:
                     show_id, member_id, rules, version, reason, points, full
                 )
 
-        show_key = str(show_id)
         points_of = self._points(member_id, rules)
         if member_id not in self.joined:  # the first time this member is seen in the live show
             self.joined.add(member_id)
@@ -753,7 +1168,7 @@ class _Flush:
         if not rows:
             return
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        statement = insert(models.ShowMinute).values(rows)
+        statement = insert(models.ShowMinute)  # the rows as parameters: compiled once
         statement = statement.on_conflict_do_update(
             index_elements=["show_id", "minute"],
             set_={
@@ -766,7 +1181,7 @@ class _Flush:
                 )
             },
         )
-        await self.session.execute(statement)
+        await self.session.execute(statement, rows)
         self.rows += len(rows)
 
     async def finish(self) -> None:
@@ -777,13 +1192,14 @@ class _Flush:
         connection = await session.connection()
         sqlite = self.dialect == "sqlite"
         now = _sqlite_time(self.now) if sqlite else self.now
+        stored = self._stored_time
         if self.changed_attendance:
             await connection.exec_driver_sql(
                 _driver_update(self.dialect, ATTENDANCE, ("show_id", "viewer"), ATTENDANCE_VALUES),
                 [
                     (
                         row["watched_ms"],
-                        _sqlite_time(row["watched_until"])
+                        stored(row["watched_until"])
                         if sqlite and row["watched_until"] is not None
                         else row["watched_until"],
                         row["chats"],
@@ -795,7 +1211,7 @@ class _Flush:
                         if sqlite and row["referred_by"] is not None
                         else row["referred_by"],
                         row["points"],
-                        _sqlite_time(row["last_seen"]) if sqlite else row["last_seen"],
+                        stored(row["last_seen"]) if sqlite else row["last_seen"],
                         row["show_id"].hex if sqlite else row["show_id"],
                         row["viewer"],
                     )
@@ -831,7 +1247,7 @@ class _Flush:
                         row["balance"],
                         row["tier"],
                         row["rolling_points"],
-                        now if row["updated_at"] is self.now else _sqlite_time(row["updated_at"]),
+                        now if row["updated_at"] is self.now else stored(row["updated_at"]),
                         row["member_id"].hex,
                     )
                     for row in moved
@@ -848,29 +1264,34 @@ class _Flush:
                     for row in moved
                 ],
             )
+        ids = entry_ids(len(self.entries), self.now)
         if self.entries:
+            shows = {s: s.hex for s in {entry[4] for entry in self.entries}}
             await connection.exec_driver_sql(
                 _driver_insert(self.dialect, ENTRIES, ENTRY_COLUMNS),
                 [
-                    (i.hex, m.hex, r, p, b, s.hex, k, v, now)
-                    for i, m, r, p, b, s, k, v in self.entries
+                    (i, m.hex, r, p, b, shows[s], k, v, now)
+                    for i, (m, r, p, b, s, k, v) in zip(ids, self.entries, strict=True)
                 ]
                 if sqlite
-                else [(*entry, now) for entry in self.entries],
+                else [(i, *entry, now) for i, entry in zip(ids, self.entries, strict=True)],
             )
         if rules is not None:
             await ledger.announce_tier_changes(session, changes, rules)
         externals = {m: e for e, m in self.members.items()}
+        show_ids = {s: str(s) for s in {entry[4] for entry in self.entries}}
         entries = [
             {
                 "member_id": externals[member_id],
                 "points": points,
                 "reason": reason,
-                "show_id": str(show_id),
+                "show_id": show_ids[show_id],
                 "balance": balance,
-                "entry_id": str(entry_id),
+                "entry_id": _dashed(entry_id),
             }
-            for entry_id, member_id, reason, points, balance, show_id, _, _ in self.entries
+            for entry_id, (member_id, reason, points, balance, show_id, _, _) in zip(
+                ids, self.entries, strict=True
+            )
         ]
         for start in range(0, len(entries), CHUNK):
             await webhooks.enqueue(
@@ -878,6 +1299,26 @@ class _Flush:
                 "engagement.points_earned",
                 {"entries": entries[start : start + CHUNK]},
             )
+
+    async def checkpoints(self, docs: dict[uuid.UUID, str], gone: set[uuid.UUID]) -> None:
+        """Each show's held watching (replacing its last checkpoint), and no checkpoint for
+        the shows of which nothing is held any more."""
+        if docs:
+            insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            statement = insert(CHECKPOINTS)
+            statement = statement.on_conflict_do_update(
+                index_elements=["show_id"],
+                set_={"saved_at": statement.excluded.saved_at, "held": statement.excluded.held},
+            )
+            await self.session.execute(
+                statement,
+                [
+                    {"show_id": show_id, "saved_at": self.now, "held": held}
+                    for show_id, held in docs.items()
+                ],
+            )
+        if gone:
+            await self.session.execute(delete(CHECKPOINTS).where(CHECKPOINTS.c.show_id.in_(gone)))
 
     def credits(self) -> list[Credit]:
         externals = {m: e for e, m in self.members.items()}

@@ -744,3 +744,19 @@ class ShowMinute(Base):
     )
     minute: Mapped[int] = mapped_column(Integer, primary_key=True)
     viewers: Mapped[int] = mapped_column(Integer)
+
+
+class WatchCheckpoint(Base):
+    """The watching one live show's accrual holds back and has not written yet (it writes
+    watching in blocks of minutes), saved with every periodic write, so a restarted process
+    reads it back and a crash loses at most one write interval. No foreign key: it is read
+    back only for a live show, and deleted otherwise."""
+
+    __tablename__ = "watch_checkpoints"
+
+    show_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # JSON text (services/accrual.py `_checkpoint`): {"v": 1, "at": unix seconds, "n":
+    # entries, "viewers" and "members" (guests: ""): newline-joined, "spans": base64 of
+    # float64 little-endian start and end per entry}; a viewer may have several entries.
+    held: Mapped[str] = mapped_column(Text)
