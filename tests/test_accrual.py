@@ -5,11 +5,13 @@ with the hourly job taking off what leaves the tier window."""
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import JSON, select
 
 from server.services import ledger, shows, webhooks
@@ -303,3 +305,35 @@ async def test_the_flush_stores_its_driver_written_rows_as_sqlalchemy_would(db: 
     sums = await ledger_sums(db)
     assert sums["kit"] == {"first_join": 10, "watch": 2, "chat": 1}
     await balances_match_entries(db)
+
+
+async def test_a_write_pauses_garbage_collection_and_always_restores_it(db: Database) -> None:
+    """The collector is off while a flush writes (its rows would only be traversed and
+    promoted), back on after, a failed write included, and left off if it was off."""
+    show_id = await live_show_id(db)
+    accrual = Accrual(lambda: db)
+    during: list[bool] = []
+    after: list[bool] = []
+    accrual.on_rules = lambda _show, _rules: during.append(gc.isenabled())
+    accrual.on_credit = lambda _credits: after.append(gc.isenabled())
+    assert gc.isenabled()
+    accrual.joined(show_id, "viewer:gc", "gc", None)
+    await accrual.flush()
+    assert during == [False] and after == [True] and gc.isenabled()
+
+    def broken() -> Database:
+        raise RuntimeError("no database")
+
+    failing = Accrual(broken)
+    failing.joined(show_id, "viewer:gc", "gc", None)
+    with pytest.raises(RuntimeError):
+        await failing.flush()
+    assert gc.isenabled() and ("viewer:gc" in {v for _, v in failing.pending})
+    gc.disable()
+    try:
+        accrual.chatted(show_id, "viewer:gc", "gc")
+        await accrual.flush()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert during == [False, False]

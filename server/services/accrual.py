@@ -10,6 +10,7 @@ entry's idempotency key is derived from those counters."""
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import logging
 import math
@@ -322,10 +323,11 @@ class Accrual:
         # Watched milliseconds per (show, viewer) as this process last wrote them: a hint
         # for when the next block completes (the database row stays the truth).
         self.known_ms: dict[tuple[uuid.UUID, str], int] = {}
-        # Across flushes, so each is looked up once: member ids by the brand's id, and the
-        # (show, member) pairs whose join bonus is in the ledger. Cleared if a write fails.
+        # Across flushes, so each is looked up once: member ids by the brand's id, and per
+        # show the members (`UUID.int`) whose join bonus is in the ledger. Cleared if a write
+        # fails.
         self.member_ids: dict[str, uuid.UUID] = {}
-        self.join_paid: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        self.join_paid: dict[uuid.UUID, set[int]] = {}
         # What the periodic write takes, kept as it happens so that it needs no pass over
         # every pending viewer: activities whose watching completed a block (or was read
         # back), activities with something besides watching, and every activity in the
@@ -462,6 +464,26 @@ class Accrual:
         shutdown, tests) everything is written and the checkpoints are deleted."""
         if self.before_flush is not None:
             self.before_flush()
+        # No cyclic garbage collection during the write (in this whole process, for its
+        # 0.1 s or so; any cycles made meanwhile wait for the next collection). The write
+        # holds thousands of new objects (rows, parameters, entries) until it ends, and
+        # the collector would go over them again and again, and move them into the older
+        # generations, which brought on a full collection (some 80 ms with 10,000
+        # viewers' state in memory) every dozen writes: about a sixth of a write's Python.
+        # They are freed by reference counting once it ends, so nothing is left to collect.
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            credits = await self._flush(hold)
+        finally:
+            if paused:
+                gc.enable()
+        if credits and self.on_credit is not None:
+            self.on_credit(credits)
+        return credits
+
+    async def _flush(self, hold: bool) -> list[Credit]:
         now = self.clock()
         if hold:
             batch, docs = self._split(now)
@@ -492,8 +514,6 @@ class Accrual:
                 self._due.append(activity)
             raise
         self.flushes += 1
-        if credits and self.on_credit is not None:
-            self.on_credit(credits)
         return credits
 
     async def _write(
@@ -508,8 +528,12 @@ class Accrual:
             writer = _Flush(session, _at(now), db.dialect, self)
             await writer.minutes(audience)
             by_show: dict[uuid.UUID, dict[str, Activity]] = {}
+            last: uuid.UUID | None = None
+            group: dict[str, Activity] = {}
             for (show_id, viewer), activity in batch.items():
-                by_show.setdefault(show_id, {})[viewer] = activity
+                if show_id is not last:  # (a show's activities mostly share its id object)
+                    last, group = show_id, by_show.setdefault(show_id, {})
+                group[viewer] = activity
             for show_id in sorted(by_show):
                 await writer.show(show_id, by_show[show_id])
             await writer.finish()
@@ -523,7 +547,8 @@ class Accrual:
             self.member_ids.clear()
             self.join_paid.clear()
         self.member_ids.update(writer.members)
-        self.join_paid |= writer.join_paid
+        for show_id, paid in writer.join_paid.items():
+            self.join_paid.setdefault(show_id, set()).update(paid)
         return writer.credits()
 
     async def restore(self) -> int:
@@ -599,6 +624,16 @@ ATTENDANCE_READ = tuple(c for c in ATTENDANCE_VALUES if c != "last_seen")
 ATTENDANCE_KEYS = ("viewer", *ATTENDANCE_READ)
 # What it reads of a balance row (not updated_at: a row it writes is updated now).
 POINTS_READ = ("member_id", *(c for c in POINTS_VALUES if c != "updated_at"))
+assert POINTS_READ == (  # the order `_Flush._preload` unpacks
+    "member_id",
+    "balance",
+    "tier",
+    "rolling_points",
+    "badges",
+    "streak",
+    "streak_show_id",
+    "shows_attended",
+)
 POINTS_MOVED = ("balance", "tier", "rolling_points", "updated_at")  # when only points moved
 
 
@@ -695,18 +730,26 @@ class _Flush:
         self.now = now
         self.dialect = dialect
         self.rows = 0
+        # Members are keyed by their id's `UUID.int` below: `UUID.__hash__` is Python code,
+        # and hashing ids was a tenth of a flush's Python.
         self.members: dict[str, uuid.UUID] = {}  # external id -> member id
-        self.points: dict[uuid.UUID, Row] = {}
-        self.new_points: set[uuid.UUID] = set()
-        self.touched_points: set[uuid.UUID] = set()
-        self.earned: dict[tuple[uuid.UUID, uuid.UUID], list[Earned]] = {}
+        self.points: dict[int, Row] = {}
+        self.new_points: set[int] = set()
+        self.touched_points: set[int] = set()
+        # Per show (in the order written), per member: what they earned, for `credits`.
+        self.earned: dict[uuid.UUID, dict[int, list[Earned]]] = {}
+        self._earned_here: dict[int, list[Earned]] = {}  # the current show's
         self.entries: list[Entry] = []
+        # Per entry: its member's external id and its show's (hex, str) ids, for `finish`.
+        self._entry_meta: list[tuple[str, tuple[str, str]]] = []
+        self._show_text: tuple[str, str] = ("", "")  # the current show's (hex, str)
         self.rules: EarningRules | None = None
-        self.joined: set[uuid.UUID] = set()  # members with the current show's join bonus
-        self.join_paid: set[tuple[uuid.UUID, uuid.UUID]] = set()  # for the accrual's cache
-        self.full_points: set[uuid.UUID] = set()  # balance rows whose every column is written
+        self.joined: set[int] = set()  # members with the current show's join bonus
+        self.join_paid: dict[uuid.UUID, set[int]] = {}  # for the accrual's cache
+        self.full_points: set[int] = set()  # balance rows whose every column is written
         self.new_attendance: list[Row] = []
-        self.changed_attendance: list[Row] = []
+        # Rows to update, each with its show id as the driver takes it (SQLite: the hex).
+        self.changed_attendance: list[tuple[Row, Any]] = []
         self.watched_ms: dict[tuple[uuid.UUID, str], int] = {}  # for the next flush's hint
         self._datetimes: dict[float, datetime] = {}
         self._stored_times: dict[datetime, str] = {}
@@ -747,7 +790,7 @@ class _Flush:
         rows: dict[str, Row] = {}
         times: dict[Any, datetime] = {}
         sqlite = self.dialect == "sqlite"
-        for raw in await connection.exec_driver_sql(sql, params):
+        for raw in (await connection.exec_driver_sql(sql, params)).all():
             row = dict(zip(ATTENDANCE_KEYS, raw, strict=True))
             until = row["watched_until"]
             if until is not None:
@@ -801,11 +844,13 @@ class _Flush:
             )
         self.members.update(found)
 
-    async def _preload(self, member_ids: set[uuid.UUID]) -> None:
-        """Lock the balance rows of this flush's members in one query (missing ones are
-        created when first needed), read through the driver like `_attendance`. Their
-        `updated_at` is not read: a row this flush writes is updated now."""
-        wanted = member_ids - set(self.points)
+    async def _preload(self, member_ids: dict[int, uuid.UUID]) -> None:
+        """Lock the balance rows of this flush's members (by `UUID.int`) in one query
+        (missing ones are created when first needed), read through the driver like
+        `_attendance`. Their `updated_at` is not read: a row this flush writes is updated
+        now."""
+        points = self.points
+        wanted = [m for k, m in member_ids.items() if k not in points]
         if not wanted:
             return
         connection = await self.session.connection()
@@ -823,31 +868,40 @@ class _Flush:
                 'WHERE "member_id" = ANY($1::uuid[]) FOR UPDATE'
             )
             ids = {}
-            params = (list(wanted),)
+            params = (wanted,)
         badges: dict[Any, list[str]] = {}  # shared: a badge is added to a copy (`_badge`)
         shows: dict[Any, uuid.UUID | None] = {None: None}
-        for raw in await connection.exec_driver_sql(sql, params):
-            row = dict(zip(POINTS_READ, raw, strict=True))
+        now = self.now
+        for member_id, balance, tier, rolling, text, streak, hexed, attended in (
+            await connection.exec_driver_sql(sql, params)
+        ).all():  # POINTS_READ
             if ids:
-                row["member_id"] = ids[row["member_id"]]
-            text = row["badges"]
+                member_id = ids[member_id]
             if isinstance(text, str):  # SQLite's JSON text (asyncpg's codec decodes it)
                 found = badges.get(text)
                 if found is None:
                     found = badges[text] = json.loads(text)
-                row["badges"] = found
-            show = shows.get(row["streak_show_id"], False)
+                text = found
+            show = shows.get(hexed, False)
             if show is False:
-                hexed = row["streak_show_id"]
                 show = shows[hexed] = uuid.UUID(hex=hexed) if isinstance(hexed, str) else hexed
-            row["streak_show_id"] = show
-            row["updated_at"] = self.now
-            self.points[row["member_id"]] = row
+            points[member_id.int] = {
+                "member_id": member_id,
+                "balance": balance,
+                "tier": tier,
+                "rolling_points": rolling,
+                "badges": text,
+                "streak": streak,
+                "streak_show_id": show,
+                "shows_attended": attended,
+                "updated_at": now,
+            }
 
-    def _points(self, member_id: uuid.UUID, rules: EarningRules) -> Row:
-        row = self.points.get(member_id)
+    def _points(self, key: int, member_id: uuid.UUID, rules: EarningRules) -> Row:
+        """The member's balance row (key: `member_id.int`), a new one if there is none."""
+        row = self.points.get(key)
         if row is None:
-            row = self.points[member_id] = {
+            row = self.points[key] = {
                 "member_id": member_id,
                 "balance": 0,
                 "tier": rules.tiers[0].name,
@@ -858,13 +912,14 @@ class _Flush:
                 "shows_attended": 0,
                 "updated_at": self.now,
             }
-            self.new_points.add(member_id)
+            self.new_points.add(key)
         return row
 
     def _earn(
         self,
         show_id: uuid.UUID,
         member_id: uuid.UUID,
+        external: str,
         rules: EarningRules,
         version: int,
         reason: Reason,
@@ -874,8 +929,9 @@ class _Flush:
         if points <= 0:
             return 0
         points = min(points, MAX_POINTS)
-        row = self._points(member_id, rules)
-        self.touched_points.add(member_id)
+        mi = member_id.int
+        row = self._points(mi, member_id, rules)
+        self.touched_points.add(mi)
         row["balance"] += points
         row["rolling_points"] += points
         row["updated_at"] = self.now
@@ -892,7 +948,11 @@ class _Flush:
                 version,
             )
         )
-        self.earned.setdefault((show_id, member_id), []).append(Earned(reason, points))
+        self._entry_meta.append((external, self._show_text))
+        earned = self._earned_here.get(mi)
+        if earned is None:
+            earned = self._earned_here[mi] = []
+        earned.append(Earned(reason, points))
         self.rows += 1
         return points
 
@@ -926,19 +986,25 @@ class _Flush:
         keys = set(viewers) | {f"viewer:{s}" for s in sharers.values()}
         attendance = await self._attendance(show_id, keys)
         known = set(attendance)
-        ids = {self.members[e] for e in externals}
+        members = self.members
+        ids = {m.int: m for m in [members[e] for e in externals]}
         if live:
             await self._preload(ids)
-        paid = self.accrual.join_paid
-        self.joined = {m for m in ids if (show_id, m) in paid}
+        paid = self.accrual.join_paid.get(show_id, set())
+        self.joined = {k for k in ids if k in paid}
         known_paid = set(self.joined)
         self.joined |= {
-            m
-            for m, _ in await ledger.existing_keys(session, ids - self.joined, {f"join:{show_id}"})
+            m.int
+            for m, _ in await ledger.existing_keys(
+                session, {m for k, m in ids.items() if k not in known_paid}, {f"join:{show_id}"}
+            )
         }
         previous_show: list[uuid.UUID | None] = []  # the show before this one, looked up once
         show_key = str(show_id)
-        for viewer, activity in sorted(viewers.items()):
+        self._show_text = (show_id.hex, show_key)
+        self._earned_here = self.earned.setdefault(show_id, {})
+        in_order = sorted(viewers.items())
+        for viewer, activity in in_order:
             row = attendance.get(viewer)
             if row is None:
                 member_id = self.members.get(activity.member) if activity.member else None
@@ -958,20 +1024,24 @@ class _Flush:
                     "first_seen": _at(activity.first_seen),
                     "last_seen": self._datetime(activity.last_seen),
                 }
-            await self._apply(
-                show_id,
-                show_key,
-                show.started_at,
-                live,
-                rules,
-                version,
-                row,
-                activity,
-                previous_show,
-            )
+            streak = self._apply(show_id, show_key, live, rules, version, row, activity)
+            if streak is not None:  # a show counts for the streak: which show came before?
+                if not previous_show:
+                    previous_show.append(await self._previous_show(show_id, show.started_at))
+                assert activity.member is not None
+                self._streak(
+                    show_id,
+                    show_key,
+                    rules,
+                    version,
+                    row,
+                    streak,
+                    activity.member,
+                    previous_show[0],
+                )
             row["last_seen"] = self._datetime(activity.last_seen)
         # Referrals credit the sharer (their attendance row counts the referrals).
-        for viewer, activity in sorted(viewers.items()):
+        for viewer, activity in in_order:
             sharer = sharers.get(activity.referred_by or "")
             row = attendance[viewer]
             if (
@@ -993,13 +1063,16 @@ class _Flush:
                 mine["points"] += self._earn(
                     show_id,
                     sharer_id,
+                    sharer,
                     rules,
                     version,
                     Reason.REFERRAL,
                     rules.referral_points,
                     f"referral:{show_id}:{activity.member}",
                 )
-        self.join_paid |= {(show_id, m) for m in self.joined - known_paid}
+        newly_paid = self.joined - known_paid
+        if newly_paid:
+            self.join_paid.setdefault(show_id, set()).update(newly_paid)
         touched = set(viewers) | {f"viewer:{s}" for s in sharers.values()}
         # A sharer with nothing of their own in this flush keeps when they were last seen
         # (the locked read above leaves that column out: every other row sets it anew).
@@ -1011,25 +1084,30 @@ class _Flush:
                 )
             ):
                 attendance[viewer]["last_seen"] = seen
+        show_param = show_id.hex if self.dialect == "sqlite" else show_id
         for viewer, row in attendance.items():
             if viewer not in touched:
                 continue
             row["show_id"] = show_id
-            (self.changed_attendance if viewer in known else self.new_attendance).append(row)
+            if viewer in known:
+                self.changed_attendance.append((row, show_param))
+            else:
+                self.new_attendance.append(row)
             self.watched_ms[(show_id, viewer)] = row["watched_ms"]
 
-    async def _apply(
+    def _apply(
         self,
         show_id: uuid.UUID,
         show_key: str,
-        started_at: datetime | None,
         live: bool,
         rules: EarningRules,
         version: int,
         row: Row,
         activity: Activity,
-        previous_show: list[uuid.UUID | None],
-    ) -> None:
+    ) -> uuid.UUID | None:
+        """The activity's counts and points on its attendance row. Returns the member's id
+        when this watching makes the show count for their streak (`_streak`, credited next:
+        it needs the previous show, looked up once per show)."""
         before_ms = row["watched_ms"]
         if activity.end > activity.start or activity.earlier:
             # Watching: only the time after what was already credited (two tabs never
@@ -1045,58 +1123,85 @@ class _Flush:
         row["questions"] += activity.questions
         row["reactions"] += activity.reactions
         row["answered"] += len(activity.answered)
-        member_id = self.members.get(activity.member) if activity.member else None
+        external = activity.member
+        member_id = self.members.get(external) if external else None
         if member_id is None or not live:
-            return  # guests earn nothing; nothing is earned outside the live show
-
-        def earn(reason: Reason, points: int, key: str, n: object = "") -> None:
-            # The idempotency key is "<key>:<show id>[:<n>]", made only when points are due.
+            return None  # guests earn nothing; nothing is earned outside the live show
+        assert external is not None
+        mi = member_id.int
+        # Each idempotency key is "<kind>:<show id>[:<n>]", made only when points are due
+        # (no closure to share it: its cells were most of a flush's garbage collections).
+        earn = self._earn
+        points_of = self._points(mi, member_id, rules)
+        if mi not in self.joined:  # the first time this member is seen in the live show
+            self.joined.add(mi)
+            points = rules.first_join_points
             if points > 0:
-                full = f"{key}:{show_key}:{n}" if n != "" else f"{key}:{show_key}"
-                row["points"] += self._earn(
-                    show_id, member_id, rules, version, reason, points, full
+                row["points"] += earn(
+                    show_id,
+                    member_id,
+                    external,
+                    rules,
+                    version,
+                    Reason.FIRST_JOIN,
+                    points,
+                    f"join:{show_key}",
                 )
-
-        points_of = self._points(member_id, rules)
-        if member_id not in self.joined:  # the first time this member is seen in the live show
-            self.joined.add(member_id)
-            earn(Reason.FIRST_JOIN, rules.first_join_points, "join")
             points_of["shows_attended"] += 1
-            self.touched_points.add(member_id)
-            self.full_points.add(member_id)
+            self.touched_points.add(mi)
+            self.full_points.add(mi)
             self._badge(points_of, rules, "first_show", points_of["shows_attended"] == 1)
             self._badge(points_of, rules, "five_shows", points_of["shows_attended"] == 5)
         watched_ms = row["watched_ms"]
         if watched_ms != before_ms:
-            minutes = min(watched_ms // 60_000, rules.watch_cap_minutes)
-            earn(
-                Reason.WATCH,
-                rules.watch_points(before_ms / 1000, watched_ms / 1000),
-                "watch",
-                minutes,
-            )
+            points = rules.watch_points(before_ms / 1000, watched_ms / 1000)
+            if points > 0:
+                minutes = min(watched_ms // 60_000, rules.watch_cap_minutes)
+                row["points"] += earn(
+                    show_id,
+                    member_id,
+                    external,
+                    rules,
+                    version,
+                    Reason.WATCH,
+                    points,
+                    f"watch:{show_key}:{minutes}",
+                )
         if activity.chats:
             chats = min(row["chats"], rules.chat_cap)
-            earn(
-                Reason.CHAT,
-                (chats - min(chats_before, rules.chat_cap)) * rules.chat_points,
-                "chat",
-                chats,
-            )
+            points = (chats - min(chats_before, rules.chat_cap)) * rules.chat_points
+            if points > 0:
+                row["points"] += earn(
+                    show_id,
+                    member_id,
+                    external,
+                    rules,
+                    version,
+                    Reason.CHAT,
+                    points,
+                    f"chat:{show_key}:{chats}",
+                )
         if activity.questions:
             questions = min(row["questions"], rules.question_cap)
-            earn(
-                Reason.QUESTION,
-                (questions - min(questions_before, rules.question_cap)) * rules.question_points,
-                "question",
-                questions,
-            )
+            points = (questions - min(questions_before, rules.question_cap)) * rules.question_points
+            if points > 0:
+                row["points"] += earn(
+                    show_id,
+                    member_id,
+                    external,
+                    rules,
+                    version,
+                    Reason.QUESTION,
+                    points,
+                    f"question:{show_key}:{questions}",
+                )
             self._badge(points_of, rules, "first_question", True)
         for question_id in activity.answered:
             if rules.question_answered_points > 0:
                 row["points"] += self._earn(
                     show_id,
                     member_id,
+                    external,
                     rules,
                     version,
                     Reason.QUESTION_ANSWERED,
@@ -1106,28 +1211,57 @@ class _Flush:
         if activity.reactions:
             taps_before = min(reactions_before // 10, rules.reaction_cap)
             taps_after = min(row["reactions"] // 10, rules.reaction_cap)
-            earn(
-                Reason.REACTION,
-                (taps_after - taps_before) * rules.reaction_points,
-                "reaction",
-                taps_after,
-            )
-        # The streak: a show counts once watched long enough; consecutive shows add up.
+            points = (taps_after - taps_before) * rules.reaction_points
+            if points > 0:
+                row["points"] += earn(
+                    show_id,
+                    member_id,
+                    external,
+                    rules,
+                    version,
+                    Reason.REACTION,
+                    points,
+                    f"reaction:{show_key}:{taps_after}",
+                )
+        # The streak: a show counts once watched long enough (`_streak`).
         threshold = rules.streak_min_minutes * 60_000
         if before_ms < threshold <= watched_ms and points_of["streak_show_id"] != show_id:
-            if not previous_show:
-                previous_show.append(await self._previous_show(show_id, started_at))
-            previous = previous_show[0]
-            streak = (
-                points_of["streak"] + 1
-                if previous and points_of["streak_show_id"] == previous
-                else 1
+            return member_id
+        return None
+
+    def _streak(
+        self,
+        show_id: uuid.UUID,
+        show_key: str,
+        rules: EarningRules,
+        version: int,
+        row: Row,
+        member_id: uuid.UUID,
+        external: str,
+        previous: uuid.UUID | None,
+    ) -> None:
+        """The show counts for the member's streak; consecutive shows add up."""
+        mi = member_id.int
+        points_of = self.points[mi]
+        streak = (
+            points_of["streak"] + 1 if previous and points_of["streak_show_id"] == previous else 1
+        )
+        points_of["streak"], points_of["streak_show_id"] = streak, show_id
+        self.touched_points.add(mi)
+        self.full_points.add(mi)
+        points = rules.streak_points_for(streak)
+        if points > 0:
+            row["points"] += self._earn(
+                show_id,
+                member_id,
+                external,
+                rules,
+                version,
+                Reason.STREAK,
+                points,
+                f"streak:{show_key}",
             )
-            points_of["streak"], points_of["streak_show_id"] = streak, show_id
-            self.touched_points.add(member_id)
-            self.full_points.add(member_id)
-            earn(Reason.STREAK, rules.streak_points_for(streak), "streak")
-            self._badge(points_of, rules, "streak_3", streak >= 3)
+        self._badge(points_of, rules, "streak_3", streak >= 3)
 
     async def _previous_show(
         self, show_id: uuid.UUID, started_at: datetime | None
@@ -1149,8 +1283,8 @@ class _Flush:
         assert badge in BADGES
         if rules.badges and earned and badge not in row["badges"]:
             row["badges"] = [*row["badges"], badge]
-            self.touched_points.add(row["member_id"])
-            self.full_points.add(row["member_id"])
+            self.touched_points.add(row["member_id"].int)
+            self.full_points.add(row["member_id"].int)
 
     async def minutes(self, audience: dict[uuid.UUID, int]) -> None:
         """Viewers in the current minute of each live show: the most seen wins."""
@@ -1199,33 +1333,47 @@ class _Flush:
                 [
                     (
                         row["watched_ms"],
-                        stored(row["watched_until"])
-                        if sqlite and row["watched_until"] is not None
-                        else row["watched_until"],
+                        None if (until := row["watched_until"]) is None else stored(until),
                         row["chats"],
                         row["questions"],
                         row["answered"],
                         row["reactions"],
                         row["referrals"],
-                        row["referred_by"].hex
-                        if sqlite and row["referred_by"] is not None
-                        else row["referred_by"],
+                        None if (by := row["referred_by"]) is None else by.hex,
                         row["points"],
-                        stored(row["last_seen"]) if sqlite else row["last_seen"],
-                        row["show_id"].hex if sqlite else row["show_id"],
+                        stored(row["last_seen"]),
+                        show,
                         row["viewer"],
                     )
-                    for row in self.changed_attendance
+                    for row, show in self.changed_attendance
+                ]
+                if sqlite
+                else [
+                    (
+                        row["watched_ms"],
+                        row["watched_until"],
+                        row["chats"],
+                        row["questions"],
+                        row["answered"],
+                        row["reactions"],
+                        row["referrals"],
+                        row["referred_by"],
+                        row["points"],
+                        row["last_seen"],
+                        show,
+                        row["viewer"],
+                    )
+                    for row, show in self.changed_attendance
                 ],
             )
         # Tiers move with what was earned (the hourly job takes off what leaves the window).
         changes = []
         rules = self.rules
-        for member_id in self.touched_points:
-            row = self.points[member_id]
+        for key in self.touched_points:
+            row = self.points[key]
             tier = rules.tier_for(row["rolling_points"]) if rules else row["tier"]
             if tier != row["tier"]:
-                changes.append((member_id, row["tier"], tier, row["rolling_points"]))
+                changes.append((row["member_id"], row["tier"], tier, row["rolling_points"]))
                 row["tier"] = tier
         new = [self.points[m] for m in self.new_points]
         if new:
@@ -1265,32 +1413,32 @@ class _Flush:
                 ],
             )
         ids = entry_ids(len(self.entries), self.now)
+        meta = self._entry_meta
         if self.entries:
-            shows = {s: s.hex for s in {entry[4] for entry in self.entries}}
             await connection.exec_driver_sql(
                 _driver_insert(self.dialect, ENTRIES, ENTRY_COLUMNS),
                 [
-                    (i, m.hex, r, p, b, shows[s], k, v, now)
-                    for i, (m, r, p, b, s, k, v) in zip(ids, self.entries, strict=True)
+                    (i, m.hex, r, p, b, show[0], k, v, now)
+                    for i, (m, r, p, b, _, k, v), (_, show) in zip(
+                        ids, self.entries, meta, strict=True
+                    )
                 ]
                 if sqlite
                 else [(i, *entry, now) for i, entry in zip(ids, self.entries, strict=True)],
             )
         if rules is not None:
             await ledger.announce_tier_changes(session, changes, rules)
-        externals = {m: e for e, m in self.members.items()}
-        show_ids = {s: str(s) for s in {entry[4] for entry in self.entries}}
         entries = [
             {
-                "member_id": externals[member_id],
+                "member_id": external,
                 "points": points,
                 "reason": reason,
-                "show_id": show_ids[show_id],
+                "show_id": show[1],
                 "balance": balance,
                 "entry_id": _dashed(entry_id),
             }
-            for entry_id, (member_id, reason, points, balance, show_id, _, _) in zip(
-                ids, self.entries, strict=True
+            for entry_id, (_, reason, points, balance, _, _, _), (external, show) in zip(
+                ids, self.entries, meta, strict=True
             )
         ]
         for start in range(0, len(entries), CHUNK):
@@ -1321,18 +1469,20 @@ class _Flush:
             await self.session.execute(delete(CHECKPOINTS).where(CHECKPOINTS.c.show_id.in_(gone)))
 
     def credits(self) -> list[Credit]:
-        externals = {m: e for e, m in self.members.items()}
+        externals = {m.int: e for e, m in self.members.items()}
+        points = self.points
         out = []
-        for (show_id, member_id), earned in self.earned.items():
-            row = self.points[member_id]
-            out.append(
-                Credit(
-                    show_id,
-                    externals[member_id],
-                    earned,
-                    row["balance"],
-                    row["tier"],
-                    list(row["badges"]),
+        for show_id, earners in self.earned.items():
+            for key, earned in earners.items():
+                row = points[key]
+                out.append(
+                    Credit(
+                        show_id,
+                        externals[key],
+                        earned,
+                        row["balance"],
+                        row["tier"],
+                        list(row["badges"]),
+                    )
                 )
-            )
         return out
