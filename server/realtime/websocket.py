@@ -295,7 +295,8 @@ class Connection(asyncio.Protocol):
     def received(self, data: str | bytes) -> None:
         """An Engine.IO packet from the client. A pong (the most common, every ping interval
         from every socket) is taken here; anything else in order, in a task that lives while
-        there is something to handle."""
+        there is something to handle (a Socket.IO connect is handled before the messages
+        after it)."""
         if data == "3" and self.task is None:
             self.socket.schedule_ping()  # what AsyncSocket.receive does for a PONG
             return
@@ -312,7 +313,15 @@ class Connection(asyncio.Protocol):
             while inbox and not self.closing:
                 pkt = eio_packet.Packet(encoded_packet=inbox.popleft())
                 try:
-                    await socket.receive(pkt)
+                    if pkt.packet_type == eio_packet.MESSAGE:
+                        # What AsyncSocket.receive does, without a task per message: this
+                        # task already keeps the connection's messages in order, and
+                        # Socket.IO starts its own task for each event's handler.
+                        await socket.server._trigger_event(
+                            "message", socket.sid, pkt.data, run_async=False
+                        )
+                    else:
+                        await socket.receive(pkt)
                 except eio_exceptions.UnknownPacketError:
                     pass
                 except eio_exceptions.SocketIsClosedError:
