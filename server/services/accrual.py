@@ -1132,21 +1132,13 @@ class _Flush:
         # Each idempotency key is "<kind>:<show id>[:<n>]", made only when points are due
         # (no closure to share it: its cells were most of a flush's garbage collections).
         earn = self._earn
+        who = (show_id, member_id, external, rules, version)  # earn()'s first arguments
         points_of = self._points(mi, member_id, rules)
         if mi not in self.joined:  # the first time this member is seen in the live show
             self.joined.add(mi)
             points = rules.first_join_points
             if points > 0:
-                row["points"] += earn(
-                    show_id,
-                    member_id,
-                    external,
-                    rules,
-                    version,
-                    Reason.FIRST_JOIN,
-                    points,
-                    f"join:{show_key}",
-                )
+                row["points"] += earn(*who, Reason.FIRST_JOIN, points, f"join:{show_key}")
             points_of["shows_attended"] += 1
             self.touched_points.add(mi)
             self.full_points.add(mi)
@@ -1157,53 +1149,24 @@ class _Flush:
             points = rules.watch_points(before_ms / 1000, watched_ms / 1000)
             if points > 0:
                 minutes = min(watched_ms // 60_000, rules.watch_cap_minutes)
-                row["points"] += earn(
-                    show_id,
-                    member_id,
-                    external,
-                    rules,
-                    version,
-                    Reason.WATCH,
-                    points,
-                    f"watch:{show_key}:{minutes}",
-                )
+                row["points"] += earn(*who, Reason.WATCH, points, f"watch:{show_key}:{minutes}")
         if activity.chats:
             chats = min(row["chats"], rules.chat_cap)
             points = (chats - min(chats_before, rules.chat_cap)) * rules.chat_points
             if points > 0:
-                row["points"] += earn(
-                    show_id,
-                    member_id,
-                    external,
-                    rules,
-                    version,
-                    Reason.CHAT,
-                    points,
-                    f"chat:{show_key}:{chats}",
-                )
+                row["points"] += earn(*who, Reason.CHAT, points, f"chat:{show_key}:{chats}")
         if activity.questions:
             questions = min(row["questions"], rules.question_cap)
             points = (questions - min(questions_before, rules.question_cap)) * rules.question_points
             if points > 0:
                 row["points"] += earn(
-                    show_id,
-                    member_id,
-                    external,
-                    rules,
-                    version,
-                    Reason.QUESTION,
-                    points,
-                    f"question:{show_key}:{questions}",
+                    *who, Reason.QUESTION, points, f"question:{show_key}:{questions}"
                 )
             self._badge(points_of, rules, "first_question", True)
         for question_id in activity.answered:
             if rules.question_answered_points > 0:
                 row["points"] += self._earn(
-                    show_id,
-                    member_id,
-                    external,
-                    rules,
-                    version,
+                    *who,
                     Reason.QUESTION_ANSWERED,
                     rules.question_answered_points,
                     f"answered:{question_id}",
@@ -1214,14 +1177,7 @@ class _Flush:
             points = (taps_after - taps_before) * rules.reaction_points
             if points > 0:
                 row["points"] += earn(
-                    show_id,
-                    member_id,
-                    external,
-                    rules,
-                    version,
-                    Reason.REACTION,
-                    points,
-                    f"reaction:{show_key}:{taps_after}",
+                    *who, Reason.REACTION, points, f"reaction:{show_key}:{taps_after}"
                 )
         # The streak: a show counts once watched long enough (`_streak`).
         threshold = rules.streak_min_minutes * 60_000
