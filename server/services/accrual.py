@@ -622,9 +622,9 @@ POINTS_VALUES = (
 # What the flush reads of an attendance row it updates (not the member, nor first seen).
 ATTENDANCE_READ = tuple(c for c in ATTENDANCE_VALUES if c != "last_seen")
 ATTENDANCE_KEYS = ("viewer", *ATTENDANCE_READ)
-# What it reads of a balance row (not updated_at: a row it writes is updated now).
-POINTS_READ = ("member_id", *(c for c in POINTS_VALUES if c != "updated_at"))
-assert POINTS_READ == (  # the order `_Flush._preload` unpacks
+# What it reads of a balance row (not updated_at: a row it writes is updated now), in the
+# order `_Flush._preload` unpacks.
+POINTS_READ = (
     "member_id",
     "balance",
     "tier",
