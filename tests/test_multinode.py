@@ -8,14 +8,21 @@ import asyncio
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import SECRET_KEY, VIEWER_SECRET, product_body, unavailable, viewer_token
+from tests.conftest import (
+    SECRET_KEY,
+    VIEWER_SECRET,
+    product_body,
+    unavailable,
+    until,
+    viewer_token,
+)
 from tests.test_live import LiveClient
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -64,14 +71,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def until(check: Callable[[], bool], what: str, within: float = 8.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

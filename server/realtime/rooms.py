@@ -11,6 +11,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -63,6 +64,7 @@ class Room:
     show_id: str
     pending: list[Event] = field(default_factory=list)
     members: dict[str, Member] = field(default_factory=dict)
+    subjects: Counter[str] = field(default_factory=Counter)  # sockets per member here
     # The members again, by their turn (`Member.group`).
     groups: list[dict[str, Member]] = field(default_factory=lambda: [{} for _ in range(GROUPS)])
     next_group: int = 0
@@ -89,7 +91,7 @@ class Room:
     muted: dict[str, bool] = field(default_factory=dict)
 
     def viewer_count(self) -> int:
-        return len({m.subject for m in self.members.values()})
+        return len(self.subjects)
 
     @property
     def log_end(self) -> int:
@@ -100,11 +102,15 @@ class Room:
         member.cursor = self.log_end  # what is logged already was in its snapshot or held
         self.members[sid] = member
         self.groups[member.group][sid] = member
+        self.subjects[member.subject] += 1
 
     def remove(self, sid: str) -> Member | None:
         member = self.members.pop(sid, None)
         if member is not None:
             self.groups[member.group].pop(sid, None)
+            self.subjects[member.subject] -= 1
+            if not self.subjects[member.subject]:
+                del self.subjects[member.subject]
         return member
 
     def trim(self) -> None:
@@ -222,7 +228,7 @@ class RoomHub:
             # The room's first member: its snapshot is where this room's history starts.
             room.repaired_to(snapshot_seq)
             room.state = state
-        if subject not in {m.subject for m in room.members.values()}:
+        if subject not in room.subjects:
             room.presence_changed = True
             room.presence_left.discard(subject)
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, self.namespace) or ""
@@ -246,7 +252,7 @@ class RoomHub:
         member = room.remove(sid)
         if member is not None:
             await self.sio.leave_room(sid, room_name(show_id), namespace=self.namespace)
-            if member.subject not in {m.subject for m in room.members.values()}:
+            if member.subject not in room.subjects:
                 room.presence_left.add(member.subject)
         if not room.members and not room.joining:
             del self.rooms[show_id]
@@ -270,13 +276,12 @@ class RoomHub:
 
     async def _flush_room(self, room: Room, now: float, turn: int) -> None:
         events, room.pending = room.pending, []
-        if turn == 0:  # counting the room is a pass over it: once per FRAME_INTERVAL
-            viewers = self.viewer_count(room.show_id)
-            if viewers > room.peak:
-                room.peak = self.peaks[room.show_id] = viewers
-            if viewers != room.viewers_sent and now - room.viewers_sent_at >= PRESENCE_INTERVAL:
-                events.append({"type": "presence", "viewers": viewers})
-                room.viewers_sent, room.viewers_sent_at = viewers, now
+        viewers = self.viewer_count(room.show_id)
+        if viewers > room.peak:
+            room.peak = self.peaks[room.show_id] = viewers
+        if viewers != room.viewers_sent and now - room.viewers_sent_at >= PRESENCE_INTERVAL:
+            events.append({"type": "presence", "viewers": viewers})
+            room.viewers_sent, room.viewers_sent_at = viewers, now
         if events:
             await self._remove_banned(room, events)
             events.sort(key=_seq)
