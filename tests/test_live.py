@@ -786,9 +786,9 @@ async def test_a_room_is_served_one_group_per_turn_and_every_viewer_gets_everyth
     async def recording(room_: Any, now: float, turn: int) -> None:
         groups: set[int] = set()
 
-        def spy(member: Any, socket: Any, out: Any) -> None:
+        def spy(member: Any, socket: Any, out: Any, extra: Any) -> None:
             groups.add(member.group)
-            send(member, socket, out)
+            send(member, socket, out, extra)
 
         monkeypatch.setattr(hub, "_send", spy)
         await flush_room(room_, now, turn)
@@ -965,3 +965,55 @@ async def test_slow_mode_holds_within_one_batch(db: Database, api: Api, admin: s
         results[0].seq + n
         for n in range(4)  # type: ignore[union-attr]
     ]
+
+
+async def test_events_for_one_member_go_with_its_turns_frame(
+    room: Any, admin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What one member alone is told (its `points`) waits for that member's turn and leaves
+    in the same write as its frame: telling a whole room at once costs no task or extra
+    write per viewer. A socket that cannot take it keeps only the newest few."""
+    _url, connect, api = await room()
+    show = await create_show(api, admin)
+    from server.keys import ROOMS
+    from server.realtime.rooms import MAX_PERSONAL
+
+    hub = api.client.server.app[ROOMS]
+    viewers = [await connect(viewer_token(f"p{n}")) for n in range(2 * GROUPS)]
+    told: dict[int, list[dict[str, Any]]] = {n: [] for n in range(len(viewers))}
+    for n, viewer in enumerate(viewers):
+        viewer.sio.on("points", told[n].append, namespace="/live")
+        assert (await viewer.call("join", {"show_id": show["id"]}))["ok"]
+    sends: list[tuple[int, int, bool, int]] = []  # (turn, member's group, a frame, own packets)
+    flush_room, send = hub._flush_room, hub._send
+
+    async def recording(room_: Any, now: float, turn: int) -> None:
+        def spy(member: Any, socket: Any, out: Any, extra: Any) -> None:
+            sends.append((turn, member.group, out is not None, len(extra)))
+            send(member, socket, out, extra)
+
+        monkeypatch.setattr(hub, "_send", spy)
+        await flush_room(room_, now, turn)
+
+    monkeypatch.setattr(hub, "_flush_room", recording)
+    members = hub.rooms[show["id"]].members
+    hub.publish(show["id"], {"type": "marker"})  # an event every member is due, and then
+    for n, sid in enumerate(members):  # (before any turn can run) one for each alone
+        assert hub.tell(show["id"], sid, "points", {"show_id": show["id"], "balance": n})
+    assert not hub.tell(show["id"], "no-such-socket", "points", {})
+    await settle()
+    assert all(turn == group for turn, group, _, _ in sends)
+    assert sum(own for *_, own in sends) == len(viewers)  # each told once ...
+    assert all(frame for *_, frame, own in sends if own)  # ... with the frame it was due
+    balances = sorted(told[n][0]["balance"] for n in told if len(told[n]) == 1)
+    assert balances == list(range(len(viewers)))
+    assert all(len(v.events("marker")) == 1 for v in viewers)
+
+    # A socket that cannot take more keeps the newest few of its own events.
+    sid = next(iter(members))
+    monkeypatch.setattr(hub, "max_backlog", 0)  # every socket counts as too far behind
+    for n in range(MAX_PERSONAL + 5):
+        hub.tell(show["id"], sid, "points", {"show_id": show["id"], "balance": 100 + n})
+    await settle()
+    kept = members[sid].personal
+    assert kept is not None and len(kept) == MAX_PERSONAL and kept[-1][1]["balance"] == 124

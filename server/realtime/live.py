@@ -116,7 +116,6 @@ class LiveNamespace(socketio.AsyncNamespace):
         self.limits = RateLimiter()  # the app gives it Redis when REDIS_URL is set
         # The host's video status for a show ("idle" when no media hub is attached).
         self.stream_status: Callable[[str], str] = lambda show_id: "idle"
-        self._sending: set[asyncio.Task[Any]] = set()
         self.events: dict[str, Handler] = {
             "join": self.join,
             "leave": self.leave,
@@ -294,7 +293,9 @@ class LiveNamespace(socketio.AsyncNamespace):
         return {"ok": True, "credited": credited, **({"reason": why} if why else {})}
 
     def announce_points(self, credits: list[Credit]) -> None:
-        """After a flush: each member's sockets on this process get their own `points`."""
+        """After a flush: each member's sockets on this process get their own `points`,
+        with their next frame (a write of thousands of join bonuses tells thousands of
+        viewers at once)."""
         wanted = {(str(c.show_id), f"viewer:{c.member}"): c for c in credits}
         for show_id, room_ in list(self.hub.rooms.items()):
             for sid, member in list(room_.members.items()):
@@ -310,11 +311,7 @@ class LiveNamespace(socketio.AsyncNamespace):
                     "tier": credit.tier,
                     "badges": credit.badges,
                 }
-                task = asyncio.get_running_loop().create_task(
-                    self.emit("points", data, to=sid, namespace=NAMESPACE)
-                )
-                self._sending.add(task)
-                task.add_done_callback(self._sending.discard)
+                self.hub.tell(show_id, sid, "points", data)
 
     async def aclose(self) -> None:
         """Stop the grouped database rounds in progress, before the database closes."""

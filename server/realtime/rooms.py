@@ -29,6 +29,7 @@ GROUPS = 4  # a room's members get their frames in this many turns per FRAME_INT
 FLUSH_SLICE = 500  # sockets written between two yields to the event loop
 PRESENCE_INTERVAL = 1.0  # viewer counts go out at most once a second
 PEAK_INTERVAL = 1.0  # a rising peak viewer count is stored at most this often
+MAX_PERSONAL = 20  # events for one socket kept while it cannot take them (oldest dropped)
 DEFAULT_MAX_BACKLOG = 50  # frames waiting for one socket before it skips (~10 s of frames)
 BACKLOG_FRAME_BYTES = 4096  # unsent bytes on a websocket that count as one waiting frame
 
@@ -57,6 +58,8 @@ class Member:
     transport: asyncio.WriteTransport | None = None
     group: int = 0  # the turn in which this member gets its frames
     cursor: int = 0  # the room's log position up to which this member has been sent events
+    # Events for this socket alone ((name, data), e.g. `points`), sent at its next turn.
+    personal: list[tuple[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -257,6 +260,21 @@ class RoomHub:
         if not room.members and not room.joining:
             del self.rooms[show_id]
 
+    def tell(self, show_id: str, sid: str, event: str, data: Any) -> bool:
+        """Queue an event for one member's socket, sent with its next turn's frame (in the
+        same write): telling thousands of members at once costs no task or write each, and
+        the writes are spread over the room's turns like its frames. False if the socket
+        is not a member of the show's room here."""
+        room = self.rooms.get(show_id)
+        member = room.members.get(sid) if room is not None else None
+        if member is None:
+            return False
+        if member.personal is None:
+            member.personal = []
+        member.personal.append((event, data))
+        del member.personal[:-MAX_PERSONAL]
+        return True
+
     def viewer_count(self, show_id: str) -> int:
         """Members watching the show: across every node when a relay counts them."""
         room = self.rooms.get(show_id)
@@ -303,24 +321,32 @@ class RoomHub:
                 # between slices rather than after the whole group.
                 await asyncio.sleep(0)
             cursor = member.cursor
-            if cursor >= end or group.get(sid) is not member:
+            if (cursor >= end and member.personal is None) or group.get(sid) is not member:
                 continue  # nothing new for it, or it left during the pass
-            member.cursor = end
             socket = self._socket(member)
             if socket is None:
+                member.cursor = end
                 continue
             # A socket too slow to keep up skips frames, so what waits for it (and the
             # server's memory) stays bounded; once it has drained it is told of the gap.
             queued = socket.queue.qsize()
             unsent = member.transport.get_write_buffer_size() if member.transport else 0
             if queued >= self.max_backlog or unsent >= self.max_backlog * BACKLOG_FRAME_BYTES:
-                member.missed += 1
-                self.frames_skipped += 1
-                continue
+                if cursor < end:
+                    member.cursor = end
+                    member.missed += 1
+                    self.frames_skipped += 1
+                continue  # what is for it alone waits until it has drained
             if member.missed and queued <= self.max_backlog // 2:
                 gap = {"show_id": room.show_id, "missed_frames": member.missed}
                 socket.queue.put_nowait(self._packet("gap", gap))
                 member.missed = 0
+            personal, member.personal = member.personal, None
+            extra = [self._packet(*p) for p in personal] if personal is not None else []
+            if cursor >= end:
+                self._send(member, socket, None, extra)
+                continue
+            member.cursor = end
             from_cursor = shared.get(cursor)
             if from_cursor is None:
                 batch = sorted(room.log[cursor - room.log_start :], key=_seq)
@@ -331,22 +357,24 @@ class RoomHub:
                 if not frames:
                     packet = self._packet("frame", {"show_id": room.show_id, "events": batch})
                     frames.append(Outgoing(packet))
-                self._send(member, socket, frames[0])  # the shared frame, encoded once
+                self._send(member, socket, frames[0], extra)  # the shared frame, encoded once
                 continue
             # This member's snapshot already holds some of these events: a trimmed copy.
             mine = [e for e in batch if _seq(e) > member.snapshot_seq]
             if mine:
-                socket.queue.put_nowait(
-                    self._packet("frame", {"show_id": room.show_id, "events": mine})
-                )
+                extra.insert(0, self._packet("frame", {"show_id": room.show_id, "events": mine}))
+            self._send(member, socket, None, extra)
         room.trim()
         if sent:
             self.frames_sent += 1
 
-    def _send(self, member: Member, socket: Any, out: Outgoing) -> None:
-        """Write the frame straight to the member's websocket when nothing else is waiting
-        to go out on it (its writer is idle), else queue it behind what is: either way
-        the socket's packets leave in order."""
+    def _send(
+        self, member: Member, socket: Any, out: Outgoing | None, extra: list[eio_packet.Packet]
+    ) -> None:
+        """Write the shared frame and the member's own packets after it straight to its
+        websocket, in one write, when nothing else is waiting to go out on it (its writer
+        is idle), else queue them behind what is: either way the socket's packets leave
+        in order."""
         transport = member.transport
         if (
             transport is not None
@@ -354,10 +382,17 @@ class RoomHub:
             and socket.queue.empty()
             and socket.queue.reader_waiting()
         ):
-            transport.write(out.websocket_frame())
-            self.frames_written += 1
-        else:
+            data = out.websocket_frame() if out is not None else b""
+            for packet in extra:
+                data += websocket.frame(websocket.OP_TEXT, str(packet.encode()).encode())
+            if data:
+                transport.write(data)
+                self.frames_written += 1
+            return
+        if out is not None:
             socket.queue.put_nowait(out.packet)
+        for packet in extra:
+            socket.queue.put_nowait(packet)
 
     def _packet(self, event: str, data: Any) -> eio_packet.Packet:
         """A Socket.IO event encoded once, ready for any number of sockets' send queues."""
