@@ -600,6 +600,36 @@ async def test_no_endpoint_no_message(db: Database) -> None:
             await webhooks.enqueue(session, "order.shipped", {})
 
 
+async def test_many_messages_in_one_go_keep_their_order_per_endpoint(db: Database) -> None:
+    """`enqueue_many` (a flush's points in chunks) writes what `enqueue` would, once per
+    item, for each subscribed endpoint, in the order given."""
+    both, _ = await webhooks.do_create_endpoint(db, url="https://h.example/both", event_types=None)
+    other, _ = await webhooks.do_create_endpoint(
+        db, url="https://h.example/other", event_types=["order.paid"]
+    )
+    async with db.transaction() as session:
+        await webhooks.enqueue_many(session, "engagement.points_earned", [])
+        await webhooks.enqueue_many(
+            session, "engagement.points_earned", [{"n": n} for n in range(5)]
+        )
+    listed, total = await webhooks.list_deliveries(db, limit=50)
+    assert total == 5 and {d.endpoint_id for d in listed} == {both.id}
+    order = {d.message_id: n for n, d in enumerate(reversed(listed))}  # oldest first
+    async with db.read() as session:
+        by_n = dict(
+            (json.loads(body)["data"]["n"], message_id)
+            for message_id, body in await session.execute(
+                select(models.WebhookMessage.id, models.WebhookMessage.body)
+            )
+        )
+    assert sorted(by_n) == list(range(5))
+    assert [order[by_n[n]] for n in range(5)] == list(range(5))
+    assert other.id not in {d.endpoint_id for d in listed}
+    with pytest.raises(ValueError):
+        async with db.transaction() as session:
+            await webhooks.enqueue_many(session, "order.shipped", [{}])
+
+
 # --- the admin API --------------------------------------------------------------------------
 
 

@@ -1397,12 +1397,14 @@ class _Flush:
                 ids, self.entries, meta, strict=True
             )
         ]
-        for start in range(0, len(entries), CHUNK):
-            await webhooks.enqueue(
-                session,
-                "engagement.points_earned",
-                {"entries": entries[start : start + CHUNK]},
-            )
+        await webhooks.enqueue_many(
+            session,
+            "engagement.points_earned",
+            [
+                {"entries": entries[start : start + CHUNK]}
+                for start in range(0, len(entries), CHUNK)
+            ],
+        )
 
     async def checkpoints(self, docs: dict[uuid.UUID, str], gone: set[uuid.UUID]) -> None:
         """Each show's held watching (replacing its last checkpoint), and no checkpoint for

@@ -289,19 +289,24 @@ async def announce_tier_changes(
         ).all()
     )
     ranks = [t.name for t in rules.tiers]
-    for member_id, old, new, rolling in changes:
-        upgrade = old not in ranks or ranks.index(new) > ranks.index(old)
-        await webhooks.enqueue(
-            session,
-            "member.tier_changed",
+    await webhooks.enqueue_many(
+        session,
+        "member.tier_changed",
+        [
             {
                 "member_id": externals[member_id],
                 "from": old,
                 "to": new,
-                "direction": "upgrade" if upgrade else "downgrade",
+                "direction": (
+                    "upgrade"
+                    if old not in ranks or ranks.index(new) > ranks.index(old)
+                    else "downgrade"
+                ),
                 "rolling_points": rolling,
-            },
-        )
+            }
+            for member_id, old, new, rolling in changes
+        ],
+    )
 
 
 def _hash(payload: dict[str, Any]) -> str:
