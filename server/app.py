@@ -334,13 +334,15 @@ POINTS_EXPIRY_SECONDS = 3600.0
 
 
 async def _engagement(app: web.Application) -> AsyncIterator[None]:
-    """Engagement is written every SHOWROOM_ENGAGEMENT_FLUSH_SECONDS (watching that has not
+    """Engagement is written every SHOWROOM_ENGAGEMENT_FLUSH_SECONDS, or sooner when a join
+    wave brings accrual.EARLY_WRITE viewers' activities due (watching that has not
     completed a block of SHOWROOM_WATCH_CREDIT_MINUTES waits, checkpointed at each write),
     and all of it once more on a clean shutdown; at start the checkpoints a stopped process
     left are read back, for the first write to credit. Points past their policy expire
     hourly (and at start), and the tiers of members whose points left the tier window are
     recomputed hourly."""
     accrual, db = app[ACCRUAL], app[DATABASE]
+    every = app[SETTINGS].engagement_flush_seconds
     try:
         restored = await accrual.restore()
         if restored:
@@ -356,8 +358,9 @@ async def _engagement(app: web.Application) -> AsyncIterator[None]:
     async for _ in _background(
         [
             (
-                app[SETTINGS].engagement_flush_seconds,
-                lambda: accrual.flush(hold=True),
+                # Asked every second (or more often): a join wave is written as it arrives.
+                min(1.0, every),
+                lambda: accrual.periodic_write(every),
                 "engagement write",
             ),
             (POINTS_EXPIRY_SECONDS, lambda: ledger.do_expire_points(db), "points expiry"),

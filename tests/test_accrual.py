@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import JSON, select
 
+from server.services import accrual as accrual_module
 from server.services import ledger, shows, webhooks
 from server.services.accrual import HOLD_SECONDS, WATCH_BLOCK, Accrual
 from server.store import models
@@ -337,3 +338,23 @@ async def test_a_write_pauses_garbage_collection_and_always_restores_it(db: Data
     finally:
         gc.enable()
     assert during == [False, False]
+
+
+async def test_the_periodic_write_comes_early_for_a_join_wave(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked every second, the periodic write waits its interval, unless EARLY_WRITE
+    viewers have something to write (a join wave's bonuses go out as it arrives)."""
+    monkeypatch.setattr(accrual_module, "EARLY_WRITE", 3)
+    show_id = await live_show_id(db)
+    accrual = Accrual(lambda: db)
+    for n in range(2):
+        accrual.joined(show_id, f"viewer:early-{n}", f"early-{n}", None)
+    assert await accrual.periodic_write(60.0) == [] and accrual.flushes == 0
+    accrual.joined(show_id, "viewer:early-2", "early-2", None)
+    credits = await accrual.periodic_write(60.0)
+    assert sorted(c.member for c in credits) == ["early-0", "early-1", "early-2"]
+    accrual.chatted(show_id, "viewer:early-0", "early-0")
+    assert await accrual.periodic_write(60.0) == []  # one viewer waiting: the interval
+    assert [c.member for c in await accrual.periodic_write(0.0)] == ["early-0"]
+    assert (await ledger_sums(db))["early-0"] == {"first_join": 10, "chat": 1}
