@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -13,6 +12,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from server.collector import COLLECTOR
 from server.config import Settings, SettingsError
 from server.domain.errors import DomainError
 from server.services import catalog, demo, identity
@@ -47,8 +47,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # What importing and building the app made (~160k objects) lives as long as the process:
     # frozen, full garbage collections skip it, and their pauses under load fall from ~100 ms
     # to 10-40 ms (bench/flash_sale.py: checkout p99 88 -> 43-51 ms at ~2,000 orders/s).
-    gc.collect()
-    gc.freeze()
+    # So, from then on, does what survives each full collection (server/collector.py).
+    COLLECTOR.install()
     web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
     return 0
 

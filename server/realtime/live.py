@@ -16,6 +16,7 @@ from typing import Any
 import socketio
 from socketio.exceptions import ConnectionRefusedError
 
+from server.collector import COLLECTOR
 from server.config import Settings
 from server.domain import claims as claim_rules
 from server.domain.chat import BannedWordMode, BannedWords, Blocked, check_chat_text
@@ -167,6 +168,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         if self.watch is not None:
             self.watch.forget(sid)
         await self.hub.leave(sid)
+        COLLECTOR.socket_closed(len(self.principals))
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if event in ("connect", "disconnect"):
