@@ -640,16 +640,7 @@ ATTENDANCE_READ = tuple(c for c in ATTENDANCE_VALUES if c != "last_seen")
 ATTENDANCE_KEYS = ("viewer", *ATTENDANCE_READ)
 # What it reads of a balance row (not updated_at: a row it writes is updated now), in the
 # order `_Flush._preload` unpacks.
-POINTS_READ = (
-    "member_id",
-    "balance",
-    "tier",
-    "rolling_points",
-    "badges",
-    "streak",
-    "streak_show_id",
-    "shows_attended",
-)
+POINTS_READ = ("member_id", *(c for c in POINTS_VALUES if c != "updated_at"))
 POINTS_MOVED = ("balance", "tier", "rolling_points", "updated_at")  # when only points moved
 
 
